@@ -1,0 +1,149 @@
+"""Elementwise ops: NumPy broadcasting; codegen builds loops from each op's scalar expression.
+
+In a scalar expression, `s.args` are operand names, `s.c(v)` a literal of the output dtype, and
+exp/log/tanh/sqrt/log1p name the kernel's scalar math (see runtime/scalar_math.py).
+"""
+import numpy as np
+
+from .. import functions as F
+from ..errors import DTypeError, ShapeError
+from ..types import TensorType, broadcast_shapes, is_float, result_dtype
+from .registry import OpDef, register
+
+
+def broadcast_type(types, dtype):
+    shape = broadcast_shapes(*[t.shape for t in types])
+    if shape is None:
+        raise ShapeError("shapes don't broadcast")
+    return TensorType(shape, dtype)
+
+
+def arithmetic(types):
+    if any(t.dtype == "bool" for t in types):
+        raise DTypeError("arithmetic on bool tensors; cast them first")
+    return broadcast_type(types, result_dtype(*[t.dtype for t in types]))
+
+
+def floating(types):
+    dtype = result_dtype(*[t.dtype for t in types])
+    if not is_float(dtype):
+        dtype = "float64"
+    return broadcast_type(types, dtype)
+
+
+def elementwise(name, infer, numpy, scalar, vjp=None, differentiable=True, cost=1):
+    register(OpDef(name, lambda types, **attrs: infer(types), lambda *a, **k: numpy(*a),
+                   vjp=vjp, scalar=scalar, kind="elementwise", differentiable=differentiable, cost=cost))
+
+
+def _true_divide(a, b):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.true_divide(a, b)
+
+
+def _errstate(fn):
+    def quiet(*arrays):
+        with np.errstate(all="ignore"):
+            return fn(*arrays)
+    return quiet
+
+
+# arithmetic: add distributes, mul swaps
+elementwise("add", arithmetic, np.add, lambda s: f"{s.args[0]} + {s.args[1]}",
+            vjp=lambda g, out, a, b: (g, g))
+elementwise("sub", arithmetic, np.subtract, lambda s: f"{s.args[0]} - {s.args[1]}",
+            vjp=lambda g, out, a, b: (g, -g))
+elementwise("mul", arithmetic, np.multiply, lambda s: f"{s.args[0]} * {s.args[1]}",
+            vjp=lambda g, out, a, b: (g * b, g * a))
+elementwise("div", floating, _true_divide, lambda s: f"{s.args[0]} / {s.args[1]}",
+            vjp=lambda g, out, a, b: (g / b, -(g * out) / b))
+elementwise("pow", arithmetic, _errstate(np.power), lambda s: f"{s.args[0]} ** {s.args[1]}",
+            vjp=lambda g, out, a, b: (g * b * a ** (b - 1), g * out * F.log(a)), cost=8)
+elementwise("neg", arithmetic, np.negative, lambda s: f"-{s.args[0]}",
+            vjp=lambda g, out, a: (-g,))
+
+# transcendental and friends: their rules reuse the output where they can
+elementwise("exp", floating, _errstate(np.exp), lambda s: f"exp({s.args[0]})",
+            vjp=lambda g, out, a: (g * out,), cost=8)
+elementwise("log", floating, _errstate(np.log), lambda s: f"log({s.args[0]})",
+            vjp=lambda g, out, a: (g / a,), cost=8)
+elementwise("sqrt", floating, _errstate(np.sqrt), lambda s: f"sqrt({s.args[0]})",
+            vjp=lambda g, out, a: (g * 0.5 / out,), cost=4)
+elementwise("abs", arithmetic, np.abs, lambda s: f"abs({s.args[0]})",
+            vjp=lambda g, out, a: (g * F.sign(a),))
+elementwise("sign", arithmetic, np.sign,
+            lambda s: f"({s.c(1)} if {s.args[0]} > 0 else ({s.c(-1)} if {s.args[0]} < 0 else {s.args[0]} * {s.c(0)}))",
+            vjp=lambda g, out, a: (None,))
+elementwise("tanh", floating, np.tanh, lambda s: f"tanh({s.args[0]})",
+            vjp=lambda g, out, a: (g * (1 - out * out),), cost=8)
+elementwise("sigmoid", floating, _errstate(lambda x: 1 / (1 + np.exp(-x))),
+            lambda s: f"{s.c(1)} / ({s.c(1)} + exp(-{s.args[0]}))",
+            vjp=lambda g, out, a: (g * out * (1 - out),), cost=8)
+elementwise("softplus", floating, _errstate(lambda x: np.logaddexp(0, x).astype(np.result_type(x, np.float32))),
+            lambda s: f"(log1p(exp(-abs({s.args[0]}))) + ({s.args[0]} if {s.args[0]} > 0 else {s.c(0)}))",
+            vjp=lambda g, out, a: (g * F.sigmoid(a),), cost=16)
+# relu routes: the gradient at exactly 0 is 0; NaN passes through
+elementwise("relu", arithmetic, lambda x: np.maximum(x, np.zeros((), x.dtype)),
+            lambda s: f"({s.args[0]} if not ({s.args[0]} <= 0) else {s.c(0)})",
+            vjp=lambda g, out, a: (F.where(a > 0, g, 0),))
+# maximum/minimum route; at ties each operand gets half; NaN propagates as in NumPy
+elementwise("maximum", arithmetic, np.maximum,
+            lambda s: f"({s.args[0]} if ({s.args[0]} >= {s.args[1]} or {s.args[0]} != {s.args[0]}) else {s.args[1]})",
+            vjp=lambda g, out, a, b: (F.where(a > b, g, F.where(a == b, g * 0.5, 0)),
+                                      F.where(b > a, g, F.where(a == b, g * 0.5, 0))))
+elementwise("minimum", arithmetic, np.minimum,
+            lambda s: f"({s.args[0]} if ({s.args[0]} <= {s.args[1]} or {s.args[0]} != {s.args[0]}) else {s.args[1]})",
+            vjp=lambda g, out, a, b: (F.where(a < b, g, F.where(a == b, g * 0.5, 0)),
+                                      F.where(b < a, g, F.where(a == b, g * 0.5, 0))))
+
+
+def _where_infer(types):
+    if types[0].dtype != "bool":
+        raise DTypeError("the condition of where must be bool")
+    if types[1].dtype != types[2].dtype:
+        dtype = result_dtype(types[1].dtype, types[2].dtype)
+    else:
+        dtype = types[1].dtype
+    return broadcast_type(types, dtype)
+
+
+elementwise("where", _where_infer, np.where, lambda s: f"({s.args[1]} if {s.args[0]} else {s.args[2]})",
+            vjp=lambda g, out, c, a, b: (None, F.where(c, g, 0), F.where(c, 0, g)))
+
+
+def _clip_infer(types):
+    return arithmetic(types)
+
+
+# clip routes the gradient to x inside [lo, hi] (ends included), to lo below and to hi above
+elementwise("clip", _clip_infer, lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+            lambda s: f"({s.args[1]} if {s.args[0]} < {s.args[1]} else ({s.args[2]} if {s.args[0]} > {s.args[2]} else {s.args[0]}))",
+            vjp=lambda g, out, x, lo, hi: (F.where(x < lo, 0, F.where(x > hi, 0, g)),
+                                           F.where(x < lo, g, 0), F.where(x < lo, 0, F.where(x > hi, g, 0))))
+
+
+def comparison(name, numpy, symbol):
+    elementwise(name, lambda types: broadcast_type(types, "bool"), numpy,
+                lambda s: f"{s.args[0]} {symbol} {s.args[1]}", differentiable=False)
+
+
+comparison("lt", np.less, "<")
+comparison("le", np.less_equal, "<=")
+comparison("gt", np.greater, ">")
+comparison("ge", np.greater_equal, ">=")
+comparison("eq", np.equal, "==")
+comparison("ne", np.not_equal, "!=")
+
+
+def _cast_scalar(s):
+    if s.dtype == "bool":
+        return f"({s.args[0]} != 0)"
+    return f"np.{s.dtype}({s.args[0]})"
+
+
+def _cast_vjp(g, out, a, dtype):
+    return (F.cast(g, a.dtype) if is_float(a.dtype) and is_float(dtype) else None,)
+
+
+register(OpDef("cast", lambda types, dtype: TensorType(types[0].shape, dtype),
+               lambda a, dtype: a.astype(dtype), vjp=_cast_vjp, scalar=_cast_scalar, kind="elementwise"))

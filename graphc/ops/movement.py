@@ -1,0 +1,378 @@
+"""Ops that move or pick elements: reshape, transpose, broadcast_to, concatenate, indexing, one_hot."""
+import numbers
+
+import numpy as np
+
+from .. import functions as F
+from ..errors import DTypeError, ShapeError
+from ..types import Dim, TensorType, broadcast_shapes, resolve, same_shape, unify
+from .registry import OpDef, register
+
+
+def _static_product(sizes):
+    total = 1
+    for s in sizes:
+        total *= s
+    return total
+
+
+def _product(sizes):
+    """A size equal to the product of `sizes` (a derived Dim when any is known only at call time)."""
+    sizes = [resolve(s) for s in sizes]
+    dims = [s for s in sizes if isinstance(s, Dim)]
+    static = _static_product(s for s in sizes if not isinstance(s, Dim))
+    if not dims:
+        return static
+    if len(dims) == 1 and static == 1:
+        return dims[0]
+    return Dim("product", "*".join(["{%d}" % k for k in range(len(dims))] + [str(static)]), dims)
+
+
+# reshape
+def _reshape_infer(types, shape):
+    (t,) = types
+    shape = [resolve(s) for s in shape]
+    if sum(1 for s in shape if s == -1 and not isinstance(s, Dim)) > 1:
+        raise ShapeError(f"reshape to {shape}: only one size may be -1")
+    known = [s for s in shape if isinstance(s, Dim) or s != -1]
+    if any(not isinstance(s, Dim) and s < 0 for s in known):
+        raise ShapeError(f"reshape to {tuple(shape)}: sizes must be non-negative or -1")
+    have, want = _split(t.shape), _split(known)
+    if -1 in [s for s in shape if not isinstance(s, Dim)]:
+        missing = _divide(have, want, t, shape)
+        shape = [missing if (not isinstance(s, Dim) and s == -1) else s for s in shape]
+    elif not _same_size(have, want):
+        raise ShapeError(f"can't reshape {t.text()} ({_size_text(have)} elements) to {tuple(_text(s) for s in shape)}")
+    return TensorType(tuple(shape), t.dtype)
+
+
+def _split(sizes):
+    dims = sorted((s for s in map(resolve, sizes) if isinstance(s, Dim)), key=lambda d: d.id)
+    return dims, _static_product(s for s in map(resolve, sizes) if not isinstance(s, Dim))
+
+
+def _same_size(a, b):
+    return [d.id for d in a[0]] == [d.id for d in b[0]] and a[1] == b[1]
+
+
+def _divide(have, want, t, shape):
+    extra = [d for d in have[0] if all(d is not w for w in want[0])]
+    if any(all(w is not d for d in have[0]) for w in want[0]) or want[1] == 0 or have[1] % want[1]:
+        raise ShapeError(f"can't reshape {t.text()} to {tuple(_text(s) for s in shape)}")
+    return _product(extra + [have[1] // want[1]])
+
+
+def _text(size):
+    return "?" if isinstance(size, Dim) else size
+
+
+def _size_text(split):
+    return "*".join(["?"] * len(split[0]) + [str(split[1])])
+
+
+def _emit_reshape(ctx, node):
+    (x,) = ctx.args(node)
+    out = ctx.var(node)
+    if ctx.type(node).ndim == 0:
+        return [f"{out} = {ctx.var(x)}" if ctx.type(x).ndim == 0 else f"{out} = {ctx.contiguous(x)}.reshape(1)[0]"]
+    if ctx.type(x).ndim == 0:
+        return [f"{out} = np.full(({', '.join(ctx.dims(node))},), {ctx.var(x)})"]
+    return [f"{out} = {ctx.contiguous(x)}.reshape(({', '.join(ctx.dims(node))},))"]
+
+
+register(OpDef("reshape", _reshape_infer, lambda x, shape: np.reshape(x, shape),
+               vjp=lambda g, out, x, shape: (F.reshape(g, x.shape),), emit=_emit_reshape))
+
+
+# transpose
+def _transpose_infer(types, axes):
+    (t,) = types
+    if sorted(axes) != list(range(t.ndim)):
+        raise ShapeError(f"axes {axes} are not a permutation of a rank-{t.ndim} tensor's axes")
+    return TensorType(tuple(t.shape[a] for a in axes), t.dtype)
+
+
+def _emit_transpose(ctx, node):
+    (x,) = ctx.args(node)
+    axes = ctx.attrs(node)["axes"]
+    if axes == tuple(range(len(axes))):
+        return [f"{ctx.var(node)} = {ctx.var(x)}"]
+    if len(axes) == 2:
+        ctx.set_layout(node, "F" if ctx.layout(x) == "C" else "A")
+        return [f"{ctx.var(node)} = {ctx.var(x)}.T"]  # a view: BLAS takes it without a copy
+    return [f"{ctx.var(node)} = np.ascontiguousarray({ctx.var(x)}.transpose({axes}))"]
+
+
+register(OpDef("transpose", _transpose_infer, lambda x, axes: np.transpose(x, axes),
+               vjp=lambda g, out, x, axes: (F.transpose(g, tuple(np.argsort(axes))),), emit=_emit_transpose))
+
+
+# broadcast_to
+def _broadcast_infer(types, shape):
+    (t,) = types
+    if len(shape) < t.ndim or broadcast_shapes(t.shape, shape) is None or not same_shape(broadcast_shapes(t.shape, shape), shape):
+        raise ShapeError(f"can't broadcast {t.text()} to {tuple(_text(s) for s in shape)}")
+    return TensorType(shape, t.dtype)
+
+
+def _emit_broadcast(ctx, node):
+    (x,) = ctx.args(node)
+    out = ctx.var(node)
+    idx = [f"i{k}" for k in range(ctx.type(node).ndim)]
+    head, ind = ctx.nest(ctx.dims(node), idx)
+    return [f"{out} = {ctx.empty(node)}"] + head + [f"{ind}{out}[{', '.join(idx)}] = {ctx.at(x, node, idx)}"]
+
+
+def _concrete(shape):
+    return tuple(int(s) for s in shape)
+
+
+register(OpDef("broadcast_to", _broadcast_infer, lambda x, shape: np.broadcast_to(x, _concrete(shape)).copy(),
+               vjp=lambda g, out, x, shape: (g,), emit=_emit_broadcast))
+
+
+# concatenate
+def _concatenate_infer(types, axis):
+    first = types[0]
+    if first.ndim == 0 or not -first.ndim <= axis < first.ndim:
+        raise ShapeError(f"axis {axis} is out of range for rank-{first.ndim} tensors")
+    axis %= first.ndim
+    for t in types[1:]:
+        if t.ndim != first.ndim or any(unify(a, b) is None for k, (a, b) in enumerate(zip(first.shape, t.shape)) if k != axis):
+            raise ShapeError(f"sizes differ off axis {axis}")
+    if len({t.dtype for t in types}) > 1:
+        raise DTypeError("concatenate needs one dtype")
+    sizes = [t.shape[axis] for t in types]
+    dims = [s for s in sizes if isinstance(s, Dim)]
+    static = sum(s for s in sizes if not isinstance(s, Dim))
+    size = static if not dims else Dim("sum", "+".join(["{%d}" % k for k in range(len(dims))] + [str(static)]), dims)
+    return TensorType(tuple(size if k == axis else s for k, s in enumerate(first.shape)), first.dtype)
+
+
+def _concatenate_vjp(g, out, *inputs, axis):
+    grads, start = [], 0
+    axis %= out.ndim
+    for x in inputs:
+        stop = start + x.shape[axis] if not isinstance(x.shape[axis], Dim) else None
+        if stop is None:
+            raise ShapeError("the gradient of concatenate along a call-time size is not supported")
+        grads.append(F.getitem(g, (slice(None),) * axis + (slice(start, stop),)))
+        start = stop
+    return tuple(grads)
+
+
+def _emit_concatenate(ctx, node):
+    parts = ", ".join(ctx.var(a) for a in ctx.args(node))
+    return [f"{ctx.var(node)} = np.concatenate(({parts},), axis={ctx.attrs(node)['axis'] % ctx.type(node).ndim})"]
+
+
+register(OpDef("concatenate", _concatenate_infer, lambda *xs, axis: np.concatenate(xs, axis=axis),
+               vjp=_concatenate_vjp, emit=_emit_concatenate))
+
+
+# take_along_axis and its gradient, scatter_add_along_axis
+def _take_infer(types, axis):
+    x, idx = types
+    if idx.dtype not in ("int32", "int64"):
+        raise DTypeError("indices must be int32 or int64")
+    if x.ndim != idx.ndim or not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"indices must have the rank of x ({x.ndim}) and axis {axis} must be in range")
+    axis %= x.ndim
+    shape = []
+    for k, (a, b) in enumerate(zip(x.shape, idx.shape)):
+        if k == axis:
+            shape.append(b)
+            continue
+        size = broadcast_shapes((a,), (b,))
+        if size is None:
+            raise ShapeError(f"sizes of x and indices don't broadcast on axis {k}")
+        shape.append(size[0])
+    return TensorType(tuple(shape), x.dtype)
+
+
+def _picked(ctx, node, x, idx, names, axis):
+    """x's index for output position `names`: the axis position comes from the indices."""
+    wrapped = f"{ctx.at(idx, node, names)}"
+    size = ctx.dims(x)[axis]
+    pick = [("0" if s == "1" else n) for n, s in zip(names, ctx.dims(x))]
+    pick[axis] = f"(({wrapped}) % {size})"
+    return f"{ctx.var(x)}[{', '.join(pick)}]"
+
+
+def _emit_take(ctx, node):
+    x, idx = ctx.args(node)
+    axis = ctx.attrs(node)["axis"] % ctx.type(x).ndim
+    out = ctx.var(node)
+    names = [f"i{k}" for k in range(ctx.type(node).ndim)]
+    head, ind = ctx.nest(ctx.dims(node), names)
+    return [f"{out} = {ctx.empty(node)}"] + head + [f"{ind}{out}[{', '.join(names)}] = {_picked(ctx, node, x, idx, names, axis)}"]
+
+
+def _take_numpy(x, idx, axis):
+    shape = list(np.broadcast_shapes(x.shape[:axis] + (1,) + x.shape[axis + 1:], idx.shape[:axis] + (1,) + idx.shape[axis + 1:]))
+    x = np.broadcast_to(x, tuple(shape[:axis]) + (x.shape[axis],) + tuple(shape[axis + 1:]))
+    idx = np.broadcast_to(idx, tuple(shape[:axis]) + (idx.shape[axis],) + tuple(shape[axis + 1:]))
+    return np.take_along_axis(x, idx, axis)
+
+
+def _take_vjp(g, out, x, idx, axis):
+    return (F.apply("scatter_add_along_axis", g, idx, axis=axis % x.ndim, shape=x.shape), None)
+
+
+register(OpDef("take_along_axis", _take_infer, _take_numpy, vjp=_take_vjp, emit=_emit_take))
+
+
+def _scatter_infer(types, axis, shape):
+    g, idx = types
+    if idx.dtype not in ("int32", "int64") or g.ndim != len(shape):
+        raise ShapeError("scatter_add_along_axis: indices must be integers, of the gradient's rank")
+    return TensorType(shape, g.dtype)
+
+
+def _scatter_numpy(g, idx, axis, shape):
+    out = np.zeros(_concrete(shape), g.dtype)
+    full = np.broadcast_to(idx, g.shape)
+    grid = list(np.indices(g.shape, sparse=True))
+    grid[axis] = full
+    np.add.at(out, tuple(grid), g)
+    return out
+
+
+def _emit_scatter(ctx, node):
+    g, idx = ctx.args(node)
+    axis = ctx.attrs(node)["axis"]
+    out = ctx.var(node)
+    names = [f"i{k}" for k in range(ctx.type(g).ndim)]
+    head, ind = ctx.nest(ctx.dims(g), names)
+    target = list(names)
+    target[axis] = f"(({ctx.at(idx, g, names)}) % {ctx.dims(node)[axis]})"
+    return ([f"{out} = np.zeros(({', '.join(ctx.dims(node))},), np.{ctx.type(node).dtype})"] + head
+            + [f"{ind}{out}[{', '.join(target)}] += {ctx.var(g)}[{', '.join(names)}]"])
+
+
+register(OpDef("scatter_add_along_axis", _scatter_infer, _scatter_numpy,
+               vjp=lambda gg, out, g, idx, axis, shape: (F.take_along_axis(gg, idx, axis), None), emit=_emit_scatter))
+
+
+# one_hot
+def _one_hot_infer(types, depth, dtype):
+    (t,) = types
+    if t.dtype not in ("int32", "int64"):
+        raise DTypeError(f"one_hot labels must be int32 or int64, not {t.dtype}")
+    if depth <= 0:
+        raise ShapeError(f"depth must be positive, got {depth}")
+    return TensorType(t.shape + (depth,), dtype)
+
+
+def _emit_one_hot(ctx, node):
+    (labels,) = ctx.args(node)
+    out, depth = ctx.var(node), ctx.attrs(node)["depth"]
+    names = [f"i{k}" for k in range(ctx.type(labels).ndim)]
+    head, ind = ctx.nest(ctx.dims(labels), names)
+    label = f"{ctx.var(labels)}[{', '.join(names)}]" if names else ctx.var(labels)
+    return ([f"{out} = np.zeros(({', '.join(ctx.dims(node))},), np.{ctx.type(node).dtype})"] + head
+            + [f"{ind}if 0 <= {label} < {depth}:", f"{ind}    {out}[{''.join(n + ', ' for n in names)}{label}] = 1"])
+
+
+register(OpDef("one_hot", _one_hot_infer,
+               lambda labels, depth, dtype: (labels[..., None] == np.arange(depth)).astype(dtype),
+               vjp=lambda g, out, labels, depth, dtype: (None,), differentiable=False, emit=_emit_one_hot))
+
+
+# basic indexing: ints, slices, None, Ellipsis
+def normalize_index(index, t):
+    """A hashable tuple of ("int", k) / ("slice", start, stop, step) / ("new",) covering every axis."""
+    index = index if isinstance(index, tuple) else (index,)
+    if sum(1 for i in index if i is Ellipsis) > 1:
+        raise ShapeError("an index can hold one Ellipsis")
+    used = sum(1 for i in index if i is not None and i is not Ellipsis)
+    if used > t.ndim:
+        raise ShapeError(f"too many indices ({used}) for a rank-{t.ndim} tensor")
+    if Ellipsis not in [i if i is Ellipsis else None for i in index]:
+        index = index + (Ellipsis,)
+    out = []
+    for item in index:
+        if item is Ellipsis:
+            out.extend([("slice", None, None, None)] * (t.ndim - used))
+        elif item is None:
+            out.append(("new",))
+        elif isinstance(item, numbers.Integral) and not isinstance(item, bool):
+            out.append(("int", int(item)))
+        elif isinstance(item, slice) and all(v is None or isinstance(v, numbers.Integral) for v in (item.start, item.stop, item.step)):
+            if item.step == 0:
+                raise ShapeError("slice step can't be zero")
+            out.append(("slice", item.start, item.stop, item.step))
+        else:
+            raise ShapeError(f"only basic indexing (ints, slices, None, ...) is supported, got {item!r}")
+    return tuple(out)
+
+
+def _as_python_index(index):
+    return tuple(item[1] if item[0] == "int" else None if item[0] == "new" else slice(*item[1:]) for item in index)
+
+
+def _getitem_infer(types, index):
+    (t,) = types
+    shape, axis = [], 0
+    for item in index:
+        if item[0] == "new":
+            shape.append(1)
+            continue
+        size = t.shape[axis]
+        if item[0] == "int":
+            if not isinstance(size, Dim) and not -size <= item[1] < size:
+                raise ShapeError(f"index {item[1]} is out of bounds for axis {axis} of size {size}")
+        elif isinstance(size, Dim):
+            start, stop, step = item[1:]
+            shape.append(size if (start, stop, step) == (None, None, None)
+                         else Dim("slice", f"slice_length({{0}}, {start}, {stop}, {step})", [size]))
+        else:
+            shape.append(len(range(size)[slice(*item[1:])]))
+        axis += 1
+    return TensorType(tuple(shape), t.dtype)
+
+
+def _index_text(index):
+    def one(item):
+        if item[0] == "int":
+            return str(item[1])
+        if item[0] == "new":
+            return "None"
+        start, stop, step = ("" if v is None else str(v) for v in item[1:])
+        return f"{start}:{stop}" + (f":{step}" if step else "")
+    return ", ".join(one(i) for i in index)
+
+
+def _emit_getitem(ctx, node):
+    (x,) = ctx.args(node)
+    picked = f"{ctx.var(x)}[{_index_text(ctx.attrs(node)['index'])},]"
+    if ctx.type(node).ndim == 0:
+        return [f"{ctx.var(node)} = {picked}"]
+    return [f"{ctx.var(node)} = np.ascontiguousarray({picked})"]
+
+
+register(OpDef("getitem", _getitem_infer, lambda x, index: x[_as_python_index(index)],
+               vjp=lambda g, out, x, index: (F.apply("index_grad", g, index=index, shape=x.shape),),
+               emit=_emit_getitem, format_attrs=lambda attrs, dim_text: f"[{_index_text(attrs['index'])}]"))
+
+
+def _index_grad_infer(types, index, shape):
+    return TensorType(shape, types[0].dtype)
+
+
+def _index_grad_numpy(g, index, shape):
+    out = np.zeros(_concrete(shape), g.dtype)
+    out[_as_python_index(index)] = g
+    return out
+
+
+def _emit_index_grad(ctx, node):
+    (g,) = ctx.args(node)
+    out = ctx.var(node)
+    return [f"{out} = np.zeros(({', '.join(ctx.dims(node))},), np.{ctx.type(node).dtype})",
+            f"{out}[{_index_text(ctx.attrs(node)['index'])},] = {ctx.var(g)}"]
+
+
+register(OpDef("index_grad", _index_grad_infer, _index_grad_numpy,
+               vjp=lambda gg, out, g, index, shape: (F.apply("getitem", gg, index=index),), emit=_emit_index_grad,
+               format_attrs=lambda attrs, dim_text: f"[{_index_text(attrs['index'])}] into ({','.join(dim_text(s) for s in attrs['shape'])})"))

@@ -1,0 +1,55 @@
+"""The op registry: one `OpDef` per op holds everything about it."""
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+OPS = {}
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """Everything about one op.
+
+    infer(types, **attrs) -> TensorType: the shape/dtype rule; raises ShapeError/DTypeError with a detail.
+    numpy(*arrays, **attrs): the reference implementation (the interpreter's oracle).
+    vjp(g, out, *inputs, **attrs) -> tuple of Tensor | None: the gradient rule, written with graphc's
+        own functions; `out` is the op's output, so gates reuse it; None means no gradient flows.
+    scalar(s) -> str: for elementwise ops, a scalar expression over `s.args` (codegen builds loops).
+    emit(ctx, node) -> list[str]: for the other ops, the kernel lines computing the node.
+    kind: "elementwise", "reduce", "source" (inputs, constants) or "other".
+    differentiable: False for ops whose output carries no gradient (comparisons, one_hot, casts to int).
+    """
+
+    name: str
+    infer: Callable
+    numpy: Callable
+    vjp: Optional[Callable] = None
+    scalar: Optional[Callable] = None
+    emit: Optional[Callable] = None
+    kind: str = "other"
+    differentiable: bool = True
+    format_attrs: Callable = field(default=None)
+    cost: int = 1  # rough per-element cost; fusion recomputes only cheap ops
+
+    def __post_init__(self):
+        if self.format_attrs is None:
+            object.__setattr__(self, "format_attrs", default_format_attrs)
+
+
+def default_format_attrs(attrs, dim_text):
+    def text(value):
+        if isinstance(value, tuple):
+            return "(" + ",".join(text(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        return dim_text(value)
+
+    return ", ".join(f"{k}={text(v)}" for k, v in sorted(attrs.items()))
+
+
+def register(opdef):
+    if opdef.name in OPS:
+        raise ValueError(f"op {opdef.name!r} registered twice")
+    OPS[opdef.name] = opdef
+    return opdef
+
+
+def get(name):
+    return OPS[name]

@@ -1,0 +1,63 @@
+"""The text IR: compact SSA, one node per line, forward and backward parts marked."""
+from .ops import OPS
+from .types import Dim, resolve
+
+DIM_NAMES = "NMKLPQRSTUVW"
+
+
+def dim_names(graph):
+    """Call-time sizes named N, M, K, ... in order of first appearance."""
+    names = {}
+    for node in graph.order():
+        for size in graph.type(node).shape:
+            if isinstance(size, Dim) and size not in names:
+                k = len(names)
+                names[size] = DIM_NAMES[k] if k < len(DIM_NAMES) else f"D{k}"
+    return names
+
+
+def format_graph(graph, show_loc=True):
+    names = dim_names(graph)
+
+    def dim_text(value):
+        value = resolve(value) if isinstance(value, Dim) else value
+        return names.get(value, "?") if isinstance(value, Dim) else str(value)
+
+    params = ", ".join(f"%{n}:{graph.type(n).text(names)} {graph.attrs(n)['name']}" for n in graph.inputs)
+    outs = ", ".join(f"%{n}" for n in graph.outputs)
+    lines = [f"graph {graph.name}({params}) -> ({outs})"]
+    body, phase = [], None
+    for node in graph.order():
+        data = graph[node]
+        if data["op"] == "input":
+            continue
+        if data["phase"] != phase:
+            phase = data["phase"]
+            body.append((f"  # {phase}", None))
+        body.append((_node_text(graph, node, names, dim_text), _comment(graph, node) if show_loc else None))
+    width = max((len(text) for text, comment in body if comment), default=0)
+    for text, comment in body:
+        lines.append(f"{text:<{width}}  # {comment}" if comment else text)
+    for target, value in graph.updates:
+        lines.append(f"  update {graph.attrs(target)['name']} (%{target}) <- %{value}")
+    return "\n".join(lines)
+
+
+def _node_text(graph, node, names, dim_text):
+    data = graph[node]
+    opdef = OPS[data["op"]]
+    attrs = opdef.format_attrs(data["attrs"], dim_text) if data["attrs"] else ""
+    head = data["op"] + (f"[{attrs}]" if attrs and data["op"] != "constant" else "")
+    if data["op"] == "constant":
+        head = f"constant {attrs}"
+    args = " ".join(f"%{a}" for a in data["args"])
+    return f"  %{node}:{data['type'].text(names)} = {head}" + (f" {args}" if args else "")
+
+
+def _comment(graph, node):
+    data = graph[node]
+    if data["phase"] == "backward" and data["origin"] is not None:
+        origin = data["origin"]
+        op = graph.op(origin) if origin in graph else data.get("origin_op", "?")
+        return f"grad of {op}" + (f" at {data['loc']}" if data["loc"] else "")
+    return data["loc"]

@@ -1,0 +1,1 @@
+"""Code generation, compilation, caching and execution. Knows nothing about individual passes."""

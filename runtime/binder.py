@@ -1,0 +1,148 @@
+"""The per-call path: a generated Python function that checks what can't be checked by Numba's
+dispatcher (sizes), converts scalars and calls the kernel. Everything else was decided at compile time.
+A failed check or dispatch falls to `slow_call`, which explains the problem with a graphc error."""
+import keyword
+
+import numpy as np
+
+from graphc.errors import CallError, GraphcError
+from graphc.printer import dim_names
+from graphc.types import Dim
+
+MISSING = object()
+
+
+def parameter_names(graph):
+    names = [graph.attrs(n)["name"] for n in graph.inputs]
+    ok = all(n.isidentifier() and not keyword.iskeyword(n) and not n.startswith("_") for n in names)
+    return names if ok else [f"arg{k}" for k in range(len(names))]
+
+
+def size_checks(graph, params):
+    """Python conditions that are true when some argument's size is wrong."""
+    conditions, first = [], {}
+    for param, node in zip(params, graph.inputs):
+        for axis, size in enumerate(graph.type(node).shape):
+            here = f"{param}.shape[{axis}]"
+            if isinstance(size, Dim):
+                if size in first:
+                    conditions.append(f"{here} != {first[size]}")
+                else:
+                    first[size] = here
+            else:
+                conditions.append(f"{here} != {size}")
+    return conditions
+
+
+def binder_source(graph, kernel, params):
+    updated = {t for t, _ in graph.updates}
+    args = []
+    for k, (param, node) in enumerate(zip(params, graph.inputs)):
+        if k in kernel.scalar_args:
+            args.append(f"{'float' if graph.type(node).dtype.startswith('float') else 'int'}({param})")
+        else:
+            args.append(param)
+    args += [f"_constants[{j}]" for j in range(len(kernel.arg_nodes) - len(graph.inputs))]
+    checks = size_checks(graph, params)
+    signature = ", ".join([f"{p}=_MISSING" for p in params] + ["*_extra", "**_unknown"])
+    results = [f"_array(r[{k}])" if graph.type(o).ndim == 0 else f"r[{k}]" for k, o in enumerate(graph.outputs)]
+    lines = [f"def call({signature}):",
+             "    try:",
+             "        if _extra or _unknown" + "".join(f" or {c}" for c in checks) + ":",
+             "            raise _Mismatch",
+             f"        r = _kernel({', '.join(args)})",
+             "    except Exception:",
+             f"        return _slow(({', '.join(params)}{',' if params else ''}), _extra, _unknown)",
+             f"    return ({', '.join(results)}{',' if results else ''})"]
+    del updated
+    return "\n".join(lines) + "\n"
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def make_binder(graph, kernel, dispatcher, constants, wrap_single):
+    params = parameter_names(graph)
+    source = binder_source(graph, kernel, params)
+    slow = SlowPath(graph, kernel, dispatcher, constants, params)
+    namespace = {"_MISSING": MISSING, "_Mismatch": _Mismatch, "_kernel": dispatcher, "_constants": constants,
+                 "_array": np.asarray, "_slow": slow}
+    exec(compile(source, f"<graphc binder {graph.name}>", "exec"), namespace)
+    call = namespace["call"]
+    if wrap_single:
+        inner = call
+
+        def call(*args, **kwargs):
+            return inner(*args, **kwargs)[0]
+    return call, source
+
+
+class SlowPath:
+    """Validates every argument with a message naming the input, its declared type and what came."""
+
+    def __init__(self, graph, kernel, dispatcher, constants, params):
+        self.graph, self.kernel, self.dispatcher, self.constants, self.params = graph, kernel, dispatcher, constants, params
+        self.names = dim_names(graph)
+        self.updated = {t for t, _ in graph.updates}
+
+    def __call__(self, values, extra, unknown):
+        if extra:
+            raise CallError(f"{self.graph.name} takes {len(self.params)} arguments ({', '.join(self.params)}), "
+                            f"got {len(self.params) + len(extra)}")
+        if unknown:
+            raise CallError(f"{self.graph.name} has no input named {', '.join(sorted(unknown))}; "
+                            f"its inputs are {', '.join(self.params)}")
+        sizes, args = {}, []
+        for k, (param, node, value) in enumerate(zip(self.params, self.graph.inputs, values)):
+            args.append(self._check(k, param, node, value, sizes))
+        args += list(self.constants)
+        try:
+            out = self.dispatcher(*args)
+        except Exception as error:
+            raise GraphcError(f"{self.graph.name}: the compiled kernel failed: {error}") from error
+        return tuple(np.asarray(out[k]) if self.graph.type(o).ndim == 0 else out[k]
+                     for k, o in enumerate(self.graph.outputs))
+
+    def _check(self, k, param, node, value, sizes):
+        t = self.graph.type(node)
+        want = t.text(self.names)
+        where = self.graph[node]["loc"]
+        declared = f"input {param!r} (declared {want}" + (f" at {where})" if where else ")")
+        if value is MISSING:
+            raise CallError(f"missing argument: {declared}")
+        if k in self.kernel.scalar_args:
+            if isinstance(value, np.ndarray) and value.ndim == 0:
+                value = value[()]
+            if not isinstance(value, (int, float, bool, np.number, np.bool_)):
+                raise CallError(f"{declared} expects a scalar, got {_describe(value)}")
+            if isinstance(value, (float, np.floating)) and not t.dtype.startswith("float"):
+                raise CallError(f"{declared} expects {t.dtype}, got a float")
+            return float(value) if t.dtype.startswith("float") else int(value)
+        if not isinstance(value, np.ndarray):
+            raise CallError(f"{declared} expects a numpy array, got {_describe(value)}")
+        if value.dtype != np.dtype(t.dtype):
+            raise CallError(f"{declared}: got {value.dtype} where {t.dtype} is declared (shape {value.shape})")
+        if value.ndim != t.ndim:
+            raise CallError(f"{declared}: got rank {value.ndim} {value.dtype}{list(value.shape)}, expected rank {t.ndim}")
+        for axis, (size, n) in enumerate(zip(t.shape, value.shape)):
+            if isinstance(size, Dim):
+                if sizes.setdefault(size, (n, param, axis))[0] != n:
+                    m, other, other_axis = sizes[size]
+                    raise CallError(f"{declared}: size {self.names.get(size, '?')} is {n} on axis {axis} here but "
+                                    f"{m} on axis {other_axis} of {other!r}")
+            elif size != n:
+                raise CallError(f"{declared}: got shape {value.shape}, axis {axis} must be {size}")
+        if not value.flags.c_contiguous:
+            if node in self.updated:
+                raise CallError(f"{declared} is updated in place, so it must be C-contiguous")
+            value = np.ascontiguousarray(value)
+        if node in self.updated and not value.flags.writeable:
+            raise CallError(f"{declared} is updated in place, but the array is read-only")
+        return value
+
+
+def _describe(value):
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype}{list(value.shape)}"
+    return type(value).__name__

@@ -1,0 +1,52 @@
+"""CompiledFunction: what gc.compile returns. Calling it runs the generated binder, nothing more."""
+from graphc.printer import format_graph
+
+
+class CompiledFunction:
+    """A compiled graph: call it like a function; inspect it with dump(), source(), report()."""
+
+    def __init__(self, graph, pipeline, kernel, binder_source, cache_status):
+        self._graph, self._pipeline, self._kernel = graph, pipeline, kernel
+        self._binder_source, self._cache_status = binder_source, cache_status
+
+    @property
+    def graph(self):
+        """The networkx.DiGraph that was compiled."""
+        return self._graph.g
+
+    @property
+    def ir(self):
+        """The final graphc Graph (IR object)."""
+        return self._graph
+
+    def dump(self, after=None, show_loc=True):
+        """Text IR of the compiled graph, or of the graph after the pass named `after`."""
+        if after is None:
+            return format_graph(self._graph, show_loc)
+        if after not in self._pipeline.snapshots:
+            raise KeyError(f"no pass named {after!r} ran; passes: {', '.join(self._pipeline.snapshots)}")
+        return format_graph(self._pipeline.snapshots[after], show_loc)
+
+    def dump_all(self):
+        """The IR after every pass, in order."""
+        return "\n\n".join(f"// after {name}\n{format_graph(g)}" for name, g in self._pipeline.snapshots.items())
+
+    def report(self):
+        """Per pass: nodes before and after, milliseconds, and which rewrites fired."""
+        return self._pipeline.report()
+
+    def source(self):
+        """The generated Numba kernel source."""
+        return self._kernel.source
+
+    def binder_source(self):
+        return self._binder_source
+
+    def cache_info(self):
+        return dict(self._cache_status)
+
+
+def make_compiled(call, graph, pipeline, kernel, binder_source, cache_status):
+    """A CompiledFunction whose call goes straight to the generated binder (no per-call Python layer)."""
+    cls = type("CompiledFunction", (CompiledFunction,), {"__call__": staticmethod(call), "__doc__": CompiledFunction.__doc__})
+    return cls(graph, pipeline, kernel, binder_source, cache_status)
