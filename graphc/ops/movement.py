@@ -353,7 +353,7 @@ def _emit_getitem(ctx, node):
 
 register(OpDef("getitem", _getitem_infer, lambda x, index: x[_as_python_index(index)],
                vjp=lambda g, out, x, index: (F.apply("index_grad", g, index=index, shape=x.shape),),
-               emit=_emit_getitem, format_attrs=lambda attrs, dim_text: f"[{_index_text(attrs['index'])}]"))
+               emit=_emit_getitem, format_attrs=lambda attrs, dim_text: _index_text(attrs["index"])))
 
 
 def _index_grad_infer(types, index, shape):
@@ -375,4 +375,4 @@ def _emit_index_grad(ctx, node):
 
 register(OpDef("index_grad", _index_grad_infer, _index_grad_numpy,
                vjp=lambda gg, out, g, index, shape: (F.apply("getitem", gg, index=index),), emit=_emit_index_grad,
-               format_attrs=lambda attrs, dim_text: f"[{_index_text(attrs['index'])}] into ({','.join(dim_text(s) for s in attrs['shape'])})"))
+               format_attrs=lambda attrs, dim_text: f"{_index_text(attrs['index'])} of ({','.join(dim_text(s) for s in attrs['shape'])})"))
