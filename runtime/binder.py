@@ -35,7 +35,6 @@ def size_checks(graph, params):
 
 
 def binder_source(graph, kernel, params):
-    updated = {t for t, _ in graph.updates}
     args = []
     for k, (param, node) in enumerate(zip(params, graph.inputs)):
         if k in kernel.scalar_args:
@@ -45,7 +44,9 @@ def binder_source(graph, kernel, params):
     args += [f"_constants[{j}]" for j in range(len(kernel.arg_nodes) - len(graph.inputs))]
     checks = size_checks(graph, params)
     signature = ", ".join([f"{p}=_MISSING" for p in params] + ["*_extra", "**_unknown"])
-    results = [f"_array(r[{k}])" if graph.type(o).ndim == 0 else f"r[{k}]" for k, o in enumerate(graph.outputs)]
+    # Numba boxes a float32 scalar as a Python float: name the dtype when wrapping rank-0 results
+    results = [f"_array(r[{k}], _{graph.type(o).dtype})" if graph.type(o).ndim == 0 else f"r[{k}]"
+               for k, o in enumerate(graph.outputs)]
     lines = [f"def call({signature}):",
              "    try:",
              "        if _extra or _unknown" + "".join(f" or {c}" for c in checks) + ":",
@@ -54,7 +55,6 @@ def binder_source(graph, kernel, params):
              "    except Exception:",
              f"        return _slow(({', '.join(params)}{',' if params else ''}), _extra, _unknown)",
              f"    return ({', '.join(results)}{',' if results else ''})"]
-    del updated
     return "\n".join(lines) + "\n"
 
 
@@ -67,7 +67,8 @@ def make_binder(graph, kernel, dispatcher, constants, wrap_single):
     source = binder_source(graph, kernel, params)
     slow = SlowPath(graph, kernel, dispatcher, constants, params)
     namespace = {"_MISSING": MISSING, "_Mismatch": _Mismatch, "_kernel": dispatcher, "_constants": constants,
-                 "_array": np.asarray, "_slow": slow}
+                 "_array": np.asarray, "_slow": slow,
+                 **{f"_{name}": np.dtype(name) for name in ("float32", "float64", "int32", "int64", "bool")}}
     exec(compile(source, f"<graphc binder {graph.name}>", "exec"), namespace)
     call = namespace["call"]
     if wrap_single:
@@ -101,7 +102,7 @@ class SlowPath:
             out = self.dispatcher(*args)
         except Exception as error:
             raise GraphcError(f"{self.graph.name}: the compiled kernel failed: {error}") from error
-        return tuple(np.asarray(out[k]) if self.graph.type(o).ndim == 0 else out[k]
+        return tuple(np.asarray(out[k], self.graph.type(o).dtype) if self.graph.type(o).ndim == 0 else out[k]
                      for k, o in enumerate(self.graph.outputs))
 
     def _check(self, k, param, node, value, sizes):
