@@ -1,0 +1,106 @@
+"""Run the benchmark suite: every workload on every available system, each in fresh processes (a cold
+process on an empty cache folder, then a warm one on the same folder, which also times the calls).
+Prints a Markdown table and writes benchmarks/results/latest.json and latest.md.
+
+    python -m benchmarks.run [--workloads W1,W3] [--systems graphc,jax] [--quick] [--peer-python PATH]
+
+Peers run under this Python when they import here, else under --peer-python (or $GRAPHC_BENCH_PEER_PYTHON),
+e.g. a virtualenv holding PyTensor's pinned Numba.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchmarks.report import markdown
+from benchmarks.systems import LIBRARY, SYSTEMS, cache_environment
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORKLOAD_NAMES = ("W1", "W2", "W3", "W4", "W5")
+
+
+def python_for(system, peer_python):
+    """The first interpreter that can import the system's library, or None."""
+    for python in dict.fromkeys([sys.executable] + ([peer_python] if peer_python else [])):
+        probe = subprocess.run([python, "-c", f"import {LIBRARY[system]}"], capture_output=True, cwd=ROOT)
+        if probe.returncode == 0:
+            return python
+    return None
+
+
+def run_worker(python, system, workload, folder, timed, quick, timeout):
+    env = dict(os.environ, **cache_environment(system, folder))
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    command = [python, "-m", "benchmarks.worker", system, workload] + (["--time"] if timed else []) + (["--quick"] if quick else [])
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"failed": f"timed out after {timeout} s"}
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    return {"failed": (done.stderr.strip().splitlines() or ["no result"])[-1][:200]}
+
+
+def measure(system, workload, python, quick, timeout):
+    with tempfile.TemporaryDirectory(prefix=f"graphc-bench-{system}-{workload}-") as folder:
+        cold = run_worker(python, system, workload, folder, False, quick, timeout)
+        warm = run_worker(python, system, workload, folder, True, quick, timeout)
+    row = {"system": system, "workload": workload, "cold": cold, "warm": warm}
+    print(f"  {workload} {system}: " + summary(row), file=sys.stderr, flush=True)
+    return row
+
+
+def summary(row):
+    cold, warm = row["cold"], row["warm"]
+    if "failed" in cold or "failed" in warm:
+        return "FAILED " + (cold.get("failed") or warm.get("failed"))
+    return (f"cold {cold['first_call_s']:.3f} s, warm {warm['first_call_s']:.3f} s, "
+            f"median {warm['median_s'] * 1e6:.1f} us, error {warm['error']:.1e}")
+
+
+def machine():
+    import platform
+    info = {"python": platform.python_version(), "machine": platform.machine(), "cores": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor()
+    return info
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", default=",".join(WORKLOAD_NAMES))
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter timing samples")
+    parser.add_argument("--peer-python", default=os.environ.get("GRAPHC_BENCH_PEER_PYTHON"))
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per process")
+    parser.add_argument("--output", default=os.path.join(HERE, "results"))
+    args = parser.parse_args(argv)
+    rows, skipped = [], []
+    for system in args.systems.split(","):
+        python = python_for(system, args.peer_python)
+        if python is None:
+            skipped.append(system)
+            continue
+        for workload in args.workloads.split(","):
+            rows.append(measure(system, workload, python, args.quick, args.timeout))
+    report = {"machine": machine(), "quick": args.quick, "skipped": skipped, "rows": rows}
+    table = markdown(report)
+    print(table)
+    os.makedirs(args.output, exist_ok=True)
+    with open(os.path.join(args.output, "latest.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    with open(os.path.join(args.output, "latest.md"), "w") as f:
+        f.write(table)
+
+
+if __name__ == "__main__":
+    main()
