@@ -2,6 +2,7 @@
 dispatcher (sizes), converts scalars and calls the kernel. Everything else was decided at compile time.
 A failed check or dispatch falls to `slow_call`, which explains the problem with a graphc error."""
 import keyword
+import operator
 
 import numpy as np
 
@@ -34,27 +35,42 @@ def size_checks(graph, params):
     return conditions
 
 
-def binder_source(graph, kernel, params):
-    args = []
-    for k, (param, node) in enumerate(zip(params, graph.inputs)):
-        if k in kernel.scalar_args:
-            args.append(f"{'float' if graph.type(node).dtype.startswith('float') else 'int'}({param})")
-        else:
-            args.append(param)
+# Numba boxes float64, int64 and bool results as Python objects np.array maps back to the same dtype;
+# float32 and int32 come back as Python floats and ints, so their wrapping names the dtype.
+_NATIVE_BOXES = ("float64", "int64", "bool")
+
+
+def scalar_argument(graph, node, param):
+    """Float inputs go to the dispatcher as they come (it converts Python and NumPy numbers and rejects
+    arrays, which the slow path then explains); int inputs pass operator.index, so a float is rejected
+    rather than truncated."""
+    return param if graph.type(node).dtype.startswith("float") else f"_index({param})"
+
+
+def result_expression(graph, out, k):
+    dtype = graph.type(out).dtype
+    if graph.type(out).ndim > 0:
+        return f"r[{k}]"
+    return f"_array(r[{k}])" if dtype in _NATIVE_BOXES else f"_array(r[{k}], _{dtype})"
+
+
+def binder_source(graph, kernel, params, single):
+    args = [scalar_argument(graph, node, param) if k in kernel.scalar_args else param
+            for k, (param, node) in enumerate(zip(params, graph.inputs))]
     args += [f"_constants[{j}]" for j in range(len(kernel.arg_nodes) - len(graph.inputs))]
     checks = size_checks(graph, params)
     signature = ", ".join([f"{p}=_MISSING" for p in params] + ["*_extra", "**_unknown"])
-    # Numba boxes a float32 scalar as a Python float: name the dtype when wrapping rank-0 results
-    results = [f"_array(r[{k}], _{graph.type(o).dtype})" if graph.type(o).ndim == 0 else f"r[{k}]"
-               for k, o in enumerate(graph.outputs)]
+    results = [result_expression(graph, o, k) for k, o in enumerate(graph.outputs)]
+    returned = results[0] if single else f"({', '.join(results)}{',' if results else ''})"
+    slow = f"_slow(({', '.join(params)}{',' if params else ''}), _extra, _unknown)"
     lines = [f"def call({signature}):",
              "    try:",
              "        if _extra or _unknown" + "".join(f" or {c}" for c in checks) + ":",
              "            raise _Mismatch",
              f"        r = _kernel({', '.join(args)})",
              "    except Exception:",
-             f"        return _slow(({', '.join(params)}{',' if params else ''}), _extra, _unknown)",
-             f"    return ({', '.join(results)}{',' if results else ''})"]
+             f"        return {slow}[0]" if single else f"        return {slow}",
+             f"    return {returned}"]
     return "\n".join(lines) + "\n"
 
 
@@ -64,19 +80,13 @@ class _Mismatch(Exception):
 
 def make_binder(graph, kernel, dispatcher, constants, wrap_single):
     params = parameter_names(graph)
-    source = binder_source(graph, kernel, params)
+    source = binder_source(graph, kernel, params, wrap_single)
     slow = SlowPath(graph, kernel, dispatcher, constants, params)
     namespace = {"_MISSING": MISSING, "_Mismatch": _Mismatch, "_kernel": dispatcher, "_constants": constants,
-                 "_array": np.asarray, "_slow": slow,
+                 "_array": np.array, "_index": operator.index, "_slow": slow,
                  **{f"_{name}": np.dtype(name) for name in ("float32", "float64", "int32", "int64", "bool")}}
     exec(compile(source, f"<graphc binder {graph.name}>", "exec"), namespace)
-    call = namespace["call"]
-    if wrap_single:
-        inner = call
-
-        def call(*args, **kwargs):
-            return inner(*args, **kwargs)[0]
-    return call, source
+    return namespace["call"], source
 
 
 class SlowPath:
