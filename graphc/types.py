@@ -31,13 +31,15 @@ class Dim:
 
     Sizes that must be equal are unified (union-find), so `x:(N,3)` and `labels:(N,)` share one N.
     A `Dim` bound to an int becomes that int. A derived `Dim` (a slice or product of sizes) carries
-    a `formula`: a format string over its `parts`, computed at run time.
+    a `formula`: a format string over its `parts`, computed at run time; a product's static
+    multiplier is its `factor`, so a reshape can tell `N*6` from `N*3`.
     """
 
     _ids = itertools.count()
 
-    def __init__(self, origin, formula=None, parts=()):
+    def __init__(self, origin, formula=None, parts=(), factor=1):
         self.id = next(Dim._ids)
+        self.factor = factor
         self.origin = origin
         self.formula = formula
         self.parts = tuple(parts)

@@ -83,8 +83,13 @@ class Context:
         text = "np.inf" if value == float("inf") else "-np.inf" if value == float("-inf") else "np.nan" if value != value else repr(value)
         return text if dtype == "float64" else f"np.float32({text})"
 
+    def shape(self, node):
+        """node's shape as a kernel tuple expression."""
+        dims = self.dims(node)
+        return f"({', '.join(dims)},)" if dims else "()"
+
     def empty(self, node):
-        return f"np.empty(({', '.join(self.dims(node))},), np.{self.type(node).dtype})"
+        return f"np.empty({self.shape(node)}, np.{self.type(node).dtype})"
 
     def layout(self, node):
         return self.layouts.get(node, "C")

@@ -77,7 +77,7 @@ def _emit_logsumexp(ctx, node):
     (x,) = ctx.args(node)
     axes, keepdims = ctx.attrs(node)["axes"], ctx.attrs(node)["keepdims"]
     if len(axes) != 1 and ctx.type(x).ndim != len(axes):
-        raise NotImplementedError("logsumexp over several (not all) axes: reshape first")
+        return _emit_logsumexp_axes(ctx, node)
     dtype, xv, out = ctx.type(node).dtype, ctx.var(x), ctx.var(node)
     if ctx.type(x).ndim == 0:
         return [f"{out} = {xv}"]
@@ -96,6 +96,28 @@ def _emit_logsumexp(ctx, node):
             f"{target} = log(total) + top"]
     start = [] if ctx.type(node).ndim == 0 else [f"{out} = {ctx.empty(node)}"]
     return start + head + [ind + line for line in body]
+
+
+def _emit_logsumexp_axes(ctx, node):
+    """Over several (not all) axes: a running max, then a sum of shifted exps, in keepdims-shaped buffers."""
+    (x,) = ctx.args(node)
+    axes, dtype, xv, out = ctx.attrs(node)["axes"], ctx.type(node).dtype, ctx.var(x), ctx.var(node)
+    rank = ctx.type(x).ndim
+    idx = [f"i{k}" for k in range(rank)]
+    kept = ", ".join("0" if k in axes else idx[k] for k in range(rank))
+    kept_shape = ", ".join("1" if k in axes else d for k, d in enumerate(ctx.dims(x)))
+    head, ind = ctx.nest(ctx.dims(x), idx)
+    item = f"{xv}[{', '.join(idx)}]"
+    zero, lowest = ctx.const(0, dtype), ctx.const(float("-inf"), dtype)
+    return ([f"top = np.full(({kept_shape},), {lowest})"] + head
+            + [f"{ind}top[{kept}] = max(top[{kept}], {item})",
+               "top_flat = top.reshape(-1)",
+               "for j in range(top_flat.size):",  # empty, NaN or infinite: no shift
+               f"    if top_flat[j] == {lowest} or top_flat[j] != top_flat[j] or top_flat[j] == -{lowest}:",
+               f"        top_flat[j] = {zero}",
+               f"total = np.zeros(({kept_shape},), np.{dtype})"] + head
+            + [f"{ind}total[{kept}] += exp({item} - top[{kept}])",
+               f"{out} = (np.log(total) + top).reshape({ctx.shape(node)})"])
 
 
 def _logsumexp_infer(types, axes, keepdims):

@@ -9,23 +9,28 @@ from ..types import Dim, TensorType, broadcast_shapes, resolve, same_shape, unif
 from .registry import OpDef, register
 
 
-def _static_product(sizes):
-    total = 1
-    for s in sizes:
-        total *= s
-    return total
+def _factors(sizes):
+    """(call-time Dims sorted by id, static product) of `sizes`, product Dims expanded into their factors."""
+    dims, static = [], 1
+    for size in map(resolve, sizes):
+        if isinstance(size, Dim) and size.origin == "product":
+            inner, factor = _factors(size.parts)
+            dims, static = dims + inner, static * factor * size.factor
+        elif isinstance(size, Dim):
+            dims.append(size)
+        else:
+            static *= size
+    return sorted(dims, key=lambda d: d.id), static
 
 
 def _product(sizes):
     """A size equal to the product of `sizes` (a derived Dim when any is known only at call time)."""
-    sizes = [resolve(s) for s in sizes]
-    dims = [s for s in sizes if isinstance(s, Dim)]
-    static = _static_product(s for s in sizes if not isinstance(s, Dim))
+    dims, static = _factors(sizes)
     if not dims:
         return static
     if len(dims) == 1 and static == 1:
         return dims[0]
-    return Dim("product", "*".join(["{%d}" % k for k in range(len(dims))] + [str(static)]), dims)
+    return Dim("product", "*".join(["{%d}" % k for k in range(len(dims))] + [str(static)]), dims, factor=static)
 
 
 # reshape
@@ -37,7 +42,7 @@ def _reshape_infer(types, shape):
     known = [s for s in shape if isinstance(s, Dim) or s != -1]
     if any(not isinstance(s, Dim) and s < 0 for s in known):
         raise ShapeError(f"reshape to {tuple(shape)}: sizes must be non-negative or -1")
-    have, want = _split(t.shape), _split(known)
+    have, want = _factors(t.shape), _factors(known)
     if -1 in [s for s in shape if not isinstance(s, Dim)]:
         missing = _divide(have, want, t, shape)
         shape = [missing if (not isinstance(s, Dim) and s == -1) else s for s in shape]
@@ -46,19 +51,22 @@ def _reshape_infer(types, shape):
     return TensorType(tuple(shape), t.dtype)
 
 
-def _split(sizes):
-    dims = sorted((s for s in map(resolve, sizes) if isinstance(s, Dim)), key=lambda d: d.id)
-    return dims, _static_product(s for s in map(resolve, sizes) if not isinstance(s, Dim))
-
-
 def _same_size(a, b):
     return [d.id for d in a[0]] == [d.id for d in b[0]] and a[1] == b[1]
 
 
 def _divide(have, want, t, shape):
-    extra = [d for d in have[0] if all(d is not w for w in want[0])]
-    if any(all(w is not d for d in have[0]) for w in want[0]) or want[1] == 0 or have[1] % want[1]:
-        raise ShapeError(f"can't reshape {t.text()} to {tuple(_text(s) for s in shape)}")
+    """The -1 size: what `have` holds beyond `want` (call-time sizes matched one for one)."""
+    extra = list(have[0])
+    for dim in want[0]:
+        match = next((k for k, d in enumerate(extra) if d is dim), None)
+        if match is None:
+            extra = None
+            break
+        del extra[match]
+    if extra is None or want[1] == 0 or have[1] % want[1]:
+        raise ShapeError(f"can't reshape {t.text()} ({_size_text(have)} elements) to {tuple(_text(s) for s in shape)}: "
+                         "the -1 size is not a whole multiple of the other sizes")
     return _product(extra + [have[1] // want[1]])
 
 
@@ -76,8 +84,8 @@ def _emit_reshape(ctx, node):
     if ctx.type(node).ndim == 0:
         return [f"{out} = {ctx.var(x)}" if ctx.type(x).ndim == 0 else f"{out} = {ctx.contiguous(x)}.reshape(1)[0]"]
     if ctx.type(x).ndim == 0:
-        return [f"{out} = np.full(({', '.join(ctx.dims(node))},), {ctx.var(x)})"]
-    return [f"{out} = {ctx.contiguous(x)}.reshape(({', '.join(ctx.dims(node))},))"]
+        return [f"{out} = np.full({ctx.shape(node)}, {ctx.var(x)})"]
+    return [f"{out} = {ctx.contiguous(x)}.reshape({ctx.shape(node)})"]
 
 
 register(OpDef("reshape", _reshape_infer, lambda x, shape: np.reshape(x, shape),
@@ -118,6 +126,8 @@ def _broadcast_infer(types, shape):
 def _emit_broadcast(ctx, node):
     (x,) = ctx.args(node)
     out = ctx.var(node)
+    if ctx.type(node).ndim == 0:  # rank-0 values are kernel scalars
+        return [f"{out} = {ctx.var(x)}"]
     idx = [f"i{k}" for k in range(ctx.type(node).ndim)]
     head, ind = ctx.nest(ctx.dims(node), idx)
     return [f"{out} = {ctx.empty(node)}"] + head + [f"{ind}{out}[{', '.join(idx)}] = {ctx.at(x, node, idx)}"]
@@ -246,7 +256,7 @@ def _emit_scatter(ctx, node):
     head, ind = ctx.nest(ctx.dims(g), names)
     target = list(names)
     target[axis] = f"(({ctx.at(idx, g, names)}) % {ctx.dims(node)[axis]})"
-    return ([f"{out} = np.zeros(({', '.join(ctx.dims(node))},), np.{ctx.type(node).dtype})"] + head
+    return ([f"{out} = np.zeros({ctx.shape(node)}, np.{ctx.type(node).dtype})"] + head
             + [f"{ind}{out}[{', '.join(target)}] += {ctx.var(g)}[{', '.join(names)}]"])
 
 
@@ -270,7 +280,7 @@ def _emit_one_hot(ctx, node):
     names = [f"i{k}" for k in range(ctx.type(labels).ndim)]
     head, ind = ctx.nest(ctx.dims(labels), names)
     label = f"{ctx.var(labels)}[{', '.join(names)}]" if names else ctx.var(labels)
-    return ([f"{out} = np.zeros(({', '.join(ctx.dims(node))},), np.{ctx.type(node).dtype})"] + head
+    return ([f"{out} = np.zeros({ctx.shape(node)}, np.{ctx.type(node).dtype})"] + head
             + [f"{ind}if 0 <= {label} < {depth}:", f"{ind}    {out}[{''.join(n + ', ' for n in names)}{label}] = 1"])
 
 
@@ -369,7 +379,7 @@ def _index_grad_numpy(g, index, shape):
 def _emit_index_grad(ctx, node):
     (g,) = ctx.args(node)
     out = ctx.var(node)
-    return [f"{out} = np.zeros(({', '.join(ctx.dims(node))},), np.{ctx.type(node).dtype})",
+    return [f"{out} = np.zeros({ctx.shape(node)}, np.{ctx.type(node).dtype})",
             f"{out}[{_index_text(ctx.attrs(node)['index'])},] = {ctx.var(g)}"]
 
 

@@ -1,0 +1,331 @@
+"""Every op of issue 3, table-driven: compiled == NumPy interpreter (float32 and float64), the interpreter
+== an independent NumPy expression, and gradients of a random projection sum(op(...) * R) == central
+differences in float64, element by element (shapes are tiny).
+
+One compiled function per case computes the value and every gradient for both dtypes, so the suite
+pays one Numba compile per case. A `None` in a declared shape is a call-time size (given as N below).
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc import passes
+from graphc.types import Dim
+
+N = 2          # the call-time size of every `None` dimension
+EPS = 1e-6     # central-difference step, in float64
+TOL = {"float64": dict(rtol=1e-9, atol=1e-11), "float32": dict(rtol=2e-5, atol=2e-6)}
+
+
+@dataclass
+class Input:
+    """A declared input: kind f (normal floats), pos (in [0.5, 2]), away (|x| in [0.3, 2]), int (labels
+    in [0, high)), bool; or explicit `values`."""
+    shape: tuple
+    kind: str = "f"
+    high: int = 0
+    values: Optional[np.ndarray] = None
+
+    def sample(self, rng, dtype):
+        shape = tuple(N if s is None else s for s in self.shape)
+        if self.values is not None:
+            return np.array(self.values, dtype=dtype if self.kind in ("f", "pos", "away") else self.values.dtype)
+        if self.kind == "int":
+            return rng.integers(0, self.high, size=shape).astype(np.int64)
+        if self.kind == "bool":
+            return rng.random(shape) < 0.5
+        if self.kind == "pos":
+            return rng.uniform(0.5, 2.0, shape).astype(dtype)
+        if self.kind == "away":
+            return (rng.uniform(0.3, 2.0, shape) * rng.choice([-1, 1], shape)).astype(dtype)
+        return rng.standard_normal(shape).astype(dtype)
+
+    def dtype(self, float_dtype):
+        return {"int": "int64", "bool": "bool"}.get(self.kind, float_dtype)
+
+    @property
+    def is_float(self):
+        return self.kind not in ("int", "bool")
+
+
+@dataclass
+class Case:
+    name: str
+    build: Callable            # graphc tensors -> graphc tensor
+    inputs: list
+    reference: Callable        # NumPy arrays -> the expected value (an independent NumPy expression)
+    differentiable: bool = True
+    wrt: Optional[list] = None  # which inputs get gradients (default: every float input)
+    extra: dict = field(default_factory=dict)
+
+
+def f(*shape, **kw):
+    return Input(shape, **kw)
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    top = x.max(axis=axis, keepdims=True)
+    out = np.log(np.exp(x - top).sum(axis=axis, keepdims=True)) + top
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+CASES = [
+    # arithmetic, with broadcasting and call-time sizes
+    Case("add", lambda a, b: a + b, [f(None, 3), f(3)], np.add),
+    Case("add_python_number", lambda a: 2.0 + a * 3, [f(2, 3)], lambda a: 2.0 + a * 3),
+    Case("sub", lambda a, b: a - b, [f(2, 1, 3), f(4, 1)], np.subtract),
+    Case("rsub", lambda a: 1.0 - a, [f(3)], lambda a: 1.0 - a),
+    Case("mul", lambda a, b: a * b, [f(2, 3), f(2, 1)], np.multiply),
+    Case("mul_same_operand", lambda a: a * a, [f(None, 2)], lambda a: a * a),
+    Case("div", lambda a, b: a / b, [f(3), f(2, 3, kind="away")], np.divide),
+    Case("rdiv", lambda a: 1.0 / a, [f(None, 3, kind="away")], lambda a: 1.0 / a),
+    Case("pow", lambda a, b: a ** b, [f(2, 3, kind="pos"), f(3)], np.power),
+    Case("pow_const", lambda a: a ** 3, [f(2, 3)], lambda a: a ** 3),
+    Case("rpow", lambda a: 2.0 ** a, [f(3)], lambda a: 2.0 ** a),
+    Case("neg", lambda a: -a, [f(None, 3)], np.negative),
+    # transcendental and routing elementwise ops
+    Case("exp", gc.exp, [f(2, 3)], np.exp),
+    Case("log", gc.log, [f(None, 3, kind="pos")], np.log),
+    Case("sqrt", gc.sqrt, [f(2, 3, kind="pos")], np.sqrt),
+    Case("abs", gc.abs, [f(2, 3, kind="away")], np.abs),
+    Case("tanh", gc.tanh, [f(None, 3)], np.tanh),
+    Case("sigmoid", gc.sigmoid, [f(2, 3)], sigmoid),
+    Case("relu", gc.relu, [f(2, 3, kind="away")], lambda a: np.maximum(a, 0)),
+    Case("maximum", gc.maximum, [f(2, 3), f(3)], np.maximum),
+    Case("minimum", gc.minimum, [f(None, 1), f(3)], np.minimum),
+    Case("where", gc.where, [f(2, 3, kind="bool"), f(2, 3), f(3)], np.where),
+    Case("where_comparison", lambda a, b: gc.where(a > b, a * b, b), [f(None, 3), f(3)],
+         lambda a, b: np.where(a > b, a * b, b)),
+    Case("clip", gc.clip, [f(2, 3, values=[[-2.0, -0.5, 0.2], [0.7, 1.5, 3.0]]), f(), f(values=1.0)],
+         lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+         extra={"values": {1: -1.0}}),
+    Case("clip_numbers", lambda x: gc.clip(x, -0.5, 0.5), [f(None, 3, kind="away")], lambda x: np.clip(x, -0.5, 0.5)),
+    Case("cast_float64", lambda a: gc.cast(a, "float64") * 2.0, [f(2, 3)], lambda a: a.astype(np.float64) * 2),
+    # a float32 result's central differences are meaningless, so only its value is checked here
+    Case("cast_float32", lambda a: gc.cast(a, np.float32), [f(2, 3)], lambda a: a.astype(np.float32),
+         differentiable=False),
+    # comparisons and casts to int carry no gradient
+    Case("lt", lambda a, b: a < b, [f(2, 3), f(3)], np.less, differentiable=False),
+    Case("le", lambda a, b: a <= b, [f(2, 3), f(2, 3)], np.less_equal, differentiable=False),
+    Case("gt", lambda a, b: a > b, [f(None, 3), f(3)], np.greater, differentiable=False),
+    Case("ge", lambda a: a >= 0.0, [f(2, 3)], lambda a: a >= 0, differentiable=False),
+    Case("eq", gc.equal, [f(2, 3, values=[[1, 2, 3], [3, 2, 1]]), f(3, values=[1, 2, 1])], np.equal,
+         differentiable=False),
+    Case("ne", gc.not_equal, [f(2, 3, values=[[1, 2, 3], [3, 2, 1]]), f(3, values=[1, 2, 1])], np.not_equal,
+         differentiable=False),
+    Case("cast_int", lambda a: gc.cast(a * 3, "int64"), [f(2, 3)], lambda a: (a * 3).astype(np.int64),
+         differentiable=False),
+    # matmul: the four rank combinations, as NumPy treats them
+    Case("matmul_matrix_matrix", lambda a, b: a @ b, [f(None, 3), f(3, 2)], np.matmul),
+    Case("matmul_matrix_vector", lambda a, b: a @ b, [f(2, 3), f(3)], np.matmul),
+    Case("matmul_vector_matrix", lambda a, b: a @ b, [f(3), f(3, 2)], np.matmul),
+    Case("matmul_vector_vector", lambda a, b: a @ b, [f(None), f(None)], np.matmul),
+    Case("matmul_transposed", lambda a, b: a.T @ b, [f(3, 2), f(3, 4)], lambda a, b: a.T @ b),
+    # reductions
+    Case("sum_all", gc.sum, [f(2, 3)], np.sum),
+    Case("sum_axis", lambda a: gc.sum(a, axis=1), [f(None, 3)], lambda a: a.sum(axis=1)),
+    Case("sum_axes_keepdims", lambda a: gc.sum(a, axis=(0, 2), keepdims=True), [f(2, 3, 2)],
+         lambda a: a.sum(axis=(0, 2), keepdims=True)),
+    Case("sum_negative_axis", lambda a: a.sum(axis=-1), [f(2, 3)], lambda a: a.sum(axis=-1)),
+    Case("mean_all", gc.mean, [f(None, 3)], np.mean),
+    Case("mean_axis_keepdims", lambda a: gc.mean(a, axis=0, keepdims=True), [f(None, 3)],
+         lambda a: a.mean(axis=0, keepdims=True)),
+    Case("mean_axes", lambda a: gc.mean(a, axis=(1, 2)), [f(2, 3, 2)], lambda a: a.mean(axis=(1, 2))),
+    Case("max_all", gc.max, [f(2, 3)], np.max),
+    Case("max_axis", lambda a: gc.max(a, axis=1), [f(None, 3)], lambda a: a.max(axis=1)),
+    Case("max_axes_keepdims", lambda a: gc.max(a, axis=(0, 2), keepdims=True), [f(2, 3, 2)],
+         lambda a: a.max(axis=(0, 2), keepdims=True)),
+    # gates
+    Case("softmax", gc.softmax, [f(None, 4)], softmax),
+    Case("softmax_axis0", lambda a: gc.softmax(a, axis=0), [f(3, 2)], lambda a: softmax(a, 0)),
+    Case("log_softmax", gc.log_softmax, [f(None, 4)], lambda a: np.log(softmax(a))),
+    Case("log_softmax_axis0", lambda a: gc.log_softmax(a, axis=0), [f(3, 2)], lambda a: np.log(softmax(a, 0))),
+    Case("logsumexp_all", gc.logsumexp, [f(2, 3)], logsumexp),
+    Case("logsumexp_axis", lambda a: gc.logsumexp(a, axis=1), [f(None, 3)], lambda a: logsumexp(a, 1)),
+    Case("logsumexp_axis0_keepdims", lambda a: gc.logsumexp(a, axis=0, keepdims=True), [f(3, 2)],
+         lambda a: logsumexp(a, 0, True)),
+    Case("logsumexp_axes", lambda a: gc.logsumexp(a, axis=(0, 2)), [f(2, 3, 2)], lambda a: logsumexp(a, (0, 2))),
+    # movement
+    Case("reshape", lambda a: gc.reshape(a, (3, -1)), [f(2, 6)], lambda a: a.reshape(3, -1)),
+    Case("reshape_call_time", lambda a: gc.reshape(a, (-1,)), [f(None, 4)], lambda a: a.reshape(-1)),
+    Case("reshape_method", lambda a: a.reshape(-1, 3), [f(None, 6)], lambda a: a.reshape(-1, 3)),
+    Case("reshape_keep_call_time", lambda a: a.reshape(a.shape[0], 2, -1), [f(None, 4)], lambda a: a.reshape(N, 2, -1)),
+    Case("reshape_to_scalar", lambda a: gc.reshape(a, ()), [f(1, 1)], lambda a: a.reshape(())),
+    Case("transpose_axes", lambda a: gc.transpose(a, (1, 2, 0)), [f(2, 3, 2)], lambda a: a.transpose(1, 2, 0)),
+    Case("transpose_default", gc.transpose, [f(2, 3, 2)], np.transpose),
+    Case("transpose_T", lambda a: a.T * 2.0, [f(None, 3)], lambda a: a.T * 2),
+    Case("broadcast_to", lambda a: gc.broadcast_to(a, (2, 3)), [f(3)], lambda a: np.broadcast_to(a, (2, 3))),
+    Case("broadcast_to_ones", lambda a: gc.broadcast_to(a, (2, 2, 3)), [f(2, 1)],
+         lambda a: np.broadcast_to(a, (2, 2, 3))),
+    Case("concatenate_axis0", lambda a, b: gc.concatenate([a, b]), [f(2, 3), f(1, 3)],
+         lambda a, b: np.concatenate([a, b])),
+    Case("concatenate_axis1", lambda a, b, c: gc.concatenate([a, b, c], axis=1), [f(None, 1), f(None, 2), f(None, 1)],
+         lambda a, b, c: np.concatenate([a, b, c], axis=1)),
+    Case("concatenate_negative_axis", lambda a, b: gc.concatenate([a, b], axis=-1), [f(2, 2), f(2, 1)],
+         lambda a, b: np.concatenate([a, b], axis=-1)),
+    Case("take_along_axis_labels", lambda s, y: gc.take_along_axis(s, y, axis=1), [f(None, 4), f(None, 1, kind="int", high=4)],
+         lambda s, y: np.take_along_axis(s, y, axis=1)),
+    Case("take_along_axis_repeats", lambda s, y: gc.take_along_axis(s, y, axis=1), [f(2, 3), f(2, 4, kind="int", high=3)],
+         lambda s, y: np.take_along_axis(s, y, axis=1)),
+    Case("take_along_axis_0", lambda s, y: gc.take_along_axis(s, y, axis=0), [f(3, 2), f(2, 2, kind="int", high=3)],
+         lambda s, y: np.take_along_axis(s, y, axis=0)),
+    Case("correct_class_score", lambda s, y: gc.take_along_axis(s, gc.reshape(y, (-1, 1)), 1),
+         [f(None, 4), f(None, kind="int", high=4)], lambda s, y: s[np.arange(len(y)), y][:, None]),
+    Case("one_hot", lambda y: gc.one_hot(y, 4), [f(None, kind="int", high=4)],
+         lambda y: np.eye(4, dtype=np.float32)[y], differentiable=False),
+    Case("one_hot_f64_2d", lambda y: gc.one_hot(y, 3, dtype="float64"), [f(2, 2, kind="int", high=3)],
+         lambda y: np.eye(3)[y], differentiable=False),
+    Case("one_hot_cross_entropy", lambda s, y: -gc.sum(gc.one_hot(y, 4, dtype=s.dtype) * gc.log_softmax(s), axis=1),
+         [f(None, 4), f(None, kind="int", high=4)], lambda s, y: -np.log(softmax(s))[np.arange(len(y)), y]),
+    # basic indexing and slicing
+    Case("getitem_int", lambda w: w[0], [f(3)], lambda w: w[0]),
+    Case("getitem_row", lambda w: w[1], [f(3, 2)], lambda w: w[1]),
+    Case("getitem_slice", lambda x: x[:, 1:3], [f(None, 4)], lambda x: x[:, 1:3]),
+    Case("getitem_negative_step", lambda x: x[::-1, -1], [f(None, 3)], lambda x: x[::-1, -1]),
+    Case("getitem_step_none", lambda x: x[None, 1::2, ::-2], [f(3, 4)], lambda x: x[None, 1::2, ::-2]),
+    Case("getitem_ellipsis", lambda x: x[..., -2], [f(2, 2, 3)], lambda x: x[..., -2]),
+    Case("getitem_negative_int", lambda x: x[-1, 0], [f(None, 3)], lambda x: x[-1, 0]),
+    Case("getitem_call_time_slice", lambda x: x[1:], [f(None, 2)], lambda x: x[1:]),
+]
+CASES_BY_NAME = {c.name: c for c in CASES}
+assert len(CASES_BY_NAME) == len(CASES), "case names must be unique"
+DTYPES = ("float32", "float64")
+
+
+def _shape_of(tensor):
+    return tuple(None if isinstance(s, Dim) else s for s in tensor.shape)
+
+
+class Built:
+    """One case declared for both dtypes and compiled once: value and gradients for float32 and float64."""
+
+    def __init__(self, case):
+        self.case = case
+        self.parts = {dtype: self._declare(dtype) for dtype in DTYPES}
+        self.arrays = {}
+        for dtype in DTYPES:
+            rng = np.random.default_rng(_seed(case))  # the same values for both dtypes
+            self.arrays[dtype] = [spec.sample(rng, dtype) for spec in case.inputs]
+            for k, value in case.extra.get("values", {}).items():
+                self.arrays[dtype][k] = np.array(value, dtype=dtype)
+        inputs = [t for dtype in DTYPES for t in self.parts[dtype]["all_inputs"]]
+        outputs = [t for dtype in DTYPES for t in self.parts[dtype]["outputs"]]
+        self.inputs, self.outputs = inputs, outputs
+        self.compiled = gc.compile(inputs, outputs, name=f"case_{case.name}")
+
+    def _declare(self, dtype):
+        case = self.case
+        tensors = [gc.tensor(f"x{k}_{dtype}", spec.shape, spec.dtype(dtype)) for k, spec in enumerate(case.inputs)]
+        out = case.build(*tensors)
+        part = {"tensors": tensors, "out": out, "all_inputs": list(tensors), "outputs": [out], "wrt": []}
+        if case.differentiable:
+            r = gc.tensor(f"r_{dtype}", _shape_of(out), out.dtype)
+            loss = gc.sum(out * r)
+            wrt = [t for t, spec in zip(tensors, case.inputs) if spec.is_float] if case.wrt is None else [tensors[k] for k in case.wrt]
+            part.update(r=r, loss=loss, wrt=wrt, all_inputs=tensors + [r], outputs=[out] + gc.grad(loss, wrt))
+        return part
+
+    def arguments(self):
+        """Arrays for every input (the projection R drawn once the output's shape is known)."""
+        args = []
+        for dtype in DTYPES:
+            part, arrays = self.parts[dtype], list(self.arrays[dtype])
+            if self.case.differentiable:
+                out_shape = np.shape(self.case.reference(*[a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]))
+                arrays.append(np.random.default_rng(_seed(self.case) + 1).standard_normal(out_shape).astype(part["out"].dtype))
+            args += arrays
+        return args
+
+
+def _seed(case):
+    return sum(map(ord, case.name))
+
+
+_BUILT = {}
+
+
+def built(name):
+    if name not in _BUILT:
+        _BUILT[name] = Built(CASES_BY_NAME[name])
+    return _BUILT[name]
+
+
+def _expanded(outputs, inputs):
+    """The interpreter's graph: lowered and with gc.grad nodes expanded, nothing else."""
+    graph = gc.lower(outputs, inputs)
+    return passes.run_pipeline(graph, [p for p in passes.PIPELINE if p.name == "autodiff"]).graph
+
+
+def _split(values, b):
+    """Per dtype, its slice of a flat list of outputs."""
+    out, start = {}, 0
+    for dtype in DTYPES:
+        n = len(b.parts[dtype]["outputs"])
+        out[dtype] = values[start:start + n]
+        start += n
+    return out
+
+
+@pytest.mark.parametrize("name", list(CASES_BY_NAME))
+def test_compiled_matches_interpreter_and_reference(name):
+    b = built(name)
+    args = b.arguments()
+    compiled = _split(list(b.compiled(*args)), b)
+    interpreted = _split(gc.interpret(_expanded(b.outputs, b.inputs), *args)[0], b)
+    start = 0
+    for dtype in DTYPES:
+        part = b.parts[dtype]
+        arrays = args[start:start + len(part["all_inputs"])]
+        start += len(part["all_inputs"])
+        for got, want in zip(compiled[dtype], interpreted[dtype]):
+            assert got.shape == want.shape and got.dtype == want.dtype, (dtype, got.shape, want.shape, got.dtype, want.dtype)
+            np.testing.assert_allclose(got, want, **TOL[dtype], err_msg=f"{name} {dtype}: compiled vs interpreter")
+        expected = b.case.reference(*arrays[:len(part["tensors"])])
+        value = interpreted[dtype][0]
+        assert value.dtype == np.dtype(part["out"].dtype)
+        np.testing.assert_allclose(value, expected, **TOL[dtype], err_msg=f"{name} {dtype}: interpreter vs NumPy")
+
+
+@pytest.mark.parametrize("name", [c.name for c in CASES if c.differentiable])
+def test_gradients_match_central_differences(name):
+    b = built(name)
+    part = b.parts["float64"]
+    args = b.arguments()
+    args64 = args[len(b.parts["float32"]["all_inputs"]):]
+    analytic = _split(list(b.compiled(*args)), b)["float64"][1:]
+    loss = _loss64(part)
+    for target, grad in zip(part["wrt"], analytic):
+        k = next(i for i, t in enumerate(part["all_inputs"]) if t is target)
+        numeric = _central_differences(loss, args64, k)
+        assert grad.shape == numeric.shape
+        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7, err_msg=f"{name}: d/d{target.name}")
+
+
+def _loss64(part):
+    graph = gc.lower([part["loss"]], part["all_inputs"])
+    return lambda arrays: float(gc.interpret(graph, *arrays)[0][0])
+
+
+def _central_differences(loss, arrays, k):
+    x = np.asarray(arrays[k], np.float64)
+    numeric = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        values = []
+        for h in (EPS, -EPS):
+            moved = x.copy()
+            moved[index] += h
+            values.append(loss(arrays[:k] + [moved] + arrays[k + 1:]))
+        numeric[index] = (values[0] - values[1]) / (2 * EPS)
+    return numeric
