@@ -4,11 +4,12 @@ from .lower import lower
 from .tensor import Tensor
 
 
-def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=False):
+def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=False, options=None):
     """Compile `outputs` (a list of tensors, or one tensor) as a function of `inputs`.
 
     updates: {input: new value}: after the call, the caller's input array holds the new value.
     disable: names of passes to skip. verify: check the graph after every pass.
+    options: for the passes; {"value_changing": True} enables rewrites that may change results.
     """
     from graphc import passes
     from graphc.runtime import binder, cache, codegen
@@ -20,6 +21,7 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
     inputs = list(inputs)
     update_pairs = _check_updates(inputs, updates or {})
     graph = lower(outputs, inputs, update_pairs, name)
+    graph.options = dict(options or {})
     result = passes.run_pipeline(graph, passes.PIPELINE, disable=disable, verify=verify)
     final = result.graph
     kernel = codegen.generate(final)

@@ -18,6 +18,7 @@ class Graph:
         self.inputs = []   # input node ids, in call order
         self.outputs = []  # node ids returned, in order
         self.updates = []  # (input node id, value node id): written into the caller's array
+        self.options = {}  # compile options the passes read (e.g. {"value_changing": True})
         self._ids = itertools.count()
 
     # building
@@ -35,6 +36,7 @@ class Graph:
         for node in new.g.nodes:
             new.g.nodes[node]["attrs"] = dict(new.g.nodes[node]["attrs"])
         new.inputs, new.outputs, new.updates = list(self.inputs), list(self.outputs), list(self.updates)
+        new.options = dict(self.options)
         new._ids = itertools.count(max(self.g.nodes, default=-1) + 1)
         return new
 

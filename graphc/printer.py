@@ -47,7 +47,7 @@ def _node_text(graph, node, names, dim_text):
     data = graph[node]
     opdef = OPS[data["op"]]
     attrs = opdef.format_attrs(data["attrs"], dim_text) if data["attrs"] else ""
-    head = data["op"] + (f"[{attrs}]" if attrs and data["op"] != "constant" else "")
+    head = data["op"] + (attrs if attrs.startswith("{") else f"[{attrs}]" if attrs and data["op"] != "constant" else "")
     if data["op"] == "constant":
         head = f"constant {attrs}"
     args = " ".join(f"%{a}" for a in data["args"])
@@ -58,6 +58,6 @@ def _comment(graph, node):
     data = graph[node]
     if data["phase"] == "backward" and data["origin"] is not None:
         origin = data["origin"]
-        op = graph.op(origin) if origin in graph else data.get("origin_op", "?")
+        op = data.get("origin_op") or (graph.op(origin) if origin in graph else "?")  # the op as the user wrote it
         return f"grad of {op}" + (f" at {data['loc']}" if data["loc"] else "")
     return data["loc"]

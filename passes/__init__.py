@@ -1,16 +1,32 @@
 """Every graph-to-graph transformation, and the pipeline: one explicit ordered list."""
 from .autodiff import autodiff
+from .cse import canonicalize, cse
 from .dce import dce
+from .fold import fold
+from .fuse import fuse_elementwise
 from .manager import Pass, PipelineResult, run_pipeline
+from .memory import plan_memory
+from .simplify import simplify
+from .stabilize import stabilize
 
 PIPELINE = [
+    Pass("canonicalize", canonicalize, "constants last in commutative ops; merge duplicate nodes"),
+    Pass("simplify", simplify, "algebraic identities: x*1, x+0, neg(neg x), transpose/reshape chains, ..."),
+    Pass("stabilize", stabilize, "naive exp/log formulas -> sigmoid, softplus, softmax, logsumexp, the cross-entropy gate"),
     Pass("autodiff", autodiff, "expand gc.grad nodes into the reverse graph"),
     Pass("dce", dce, "remove nodes no output depends on"),
+    Pass("cse", cse, "merge nodes computing the same thing"),
+    Pass("fold", fold, "evaluate nodes over constants"),
+    Pass("simplify_backward", simplify, "the algebraic identities again, now over the backward graph"),
+    Pass("fuse_elementwise", fuse_elementwise, "groups of elementwise ops (+ a final reduction) -> one fused loop"),
+    Pass("plan_memory", plan_memory, "liveness, buffer reuse and in-place updates"),
 ]
 
 
 def names():
+    """The pipeline's pass names, in order."""
     return [p.name for p in PIPELINE]
 
 
-__all__ = ["PIPELINE", "Pass", "PipelineResult", "run_pipeline", "names", "autodiff", "dce"]
+__all__ = ["PIPELINE", "Pass", "PipelineResult", "run_pipeline", "names", "autodiff", "canonicalize", "cse", "dce",
+           "fold", "fuse_elementwise", "plan_memory", "simplify", "stabilize"]

@@ -10,8 +10,9 @@ import networkx as nx
 import numpy as np
 
 from graphc.ops import OPS
+from graphc.ops.fused import REDUCERS, Step
 from graphc.printer import dim_names
-from graphc.types import Dim, resolve
+from graphc.types import Dim, resolve, same_shape
 
 PRELUDE = """\
 import numpy as np
@@ -44,6 +45,7 @@ class Context:
         self.size_vars = {}
         self.layouts = {}
         self.scalars = set()
+        self.reused = set()  # nodes whose output took a dead array, as the memory plan says
 
     # graph facts
     def args(self, node): return self.graph.args(node)
@@ -89,6 +91,11 @@ class Context:
         return f"({', '.join(dims)},)" if dims else "()"
 
     def empty(self, node):
+        """node's output array: a fresh one, or the dead array the graph's memory plan gives it."""
+        donor = self.graph[node].get("reuses")
+        if donor is not None:
+            self.reused.add(node)
+            return self.var(donor)
         return f"np.empty({self.shape(node)}, np.{self.type(node).dtype})"
 
     def layout(self, node):
@@ -117,42 +124,112 @@ class Context:
 
     def at(self, operand, space, names):
         """operand's element at loop position `names` over `space`'s shape, NumPy broadcasting."""
+        return self.at_shape(operand, self.type(space).shape, names)
+
+    def at_shape(self, operand, space_shape, names):
+        """operand's element at loop position `names` over a loop space of shape `space_shape`."""
         rank = self.type(operand).ndim
         if rank == 0:
             return self.var(operand)
         lead = len(names) - rank
-        shape, space_shape = self.type(operand).shape, self.type(space).shape
+        shape = self.type(operand).shape
         idx = [("0" if (s == 1 and not isinstance(s, Dim) and space_shape[lead + k] != 1) else names[lead + k])
                for k, s in enumerate(shape)]
         return f"{self.var(operand)}[{', '.join(idx)}]"
 
+    def fused(self, node, steps):
+        """Kernel lines computing a fused body (see fused_lines)."""
+        return fused_lines(self, node, steps)
+
 
 def elementwise_lines(ctx, node):
-    """One loop (flat when every array operand matches the output's shape and is C-ordered)."""
-    opdef, args = OPS[ctx.graph.op(node)], ctx.args(node)
-    out_type = ctx.type(node)
-    if out_type.ndim == 0:
-        return [f"{ctx.var(node)} = " + opdef.scalar(ScalarSpec([ctx.var(a) for a in args], out_type.dtype, ctx.const))]
-    arrays = [a for a in dict.fromkeys(args) if ctx.type(a).ndim > 0]
-    flat = all(ctx.type(a).shape == out_type.shape and ctx.layout(a) == "C" for a in arrays)
-    out = ctx.var(node)
-    lines = [f"{out} = {ctx.empty(node)}"]
-    if flat:
-        view = (lambda n: ctx.var(n)) if out_type.ndim == 1 else (lambda n: f"{ctx.var(n)}_flat")
-        if out_type.ndim > 1:
-            lines += [f"{ctx.var(n)}_flat = {ctx.var(n)}.reshape(-1)" for n in [node] + arrays]
-        head, ind = [f"for i in range({out}.size):"], "    "
-        element = {a: f"{view(a)}[i]" for a in arrays}
-        target = f"{view(node)}[i]"
-    else:
-        names = [f"i{k}" for k in range(out_type.ndim)]
-        head, ind = ctx.nest(ctx.dims(node), names)
-        element = {a: ctx.at(a, node, names) for a in arrays}
-        target = f"{out}[{', '.join(names)}]"
-    loads = [f"{ind}x{k} = {element[a]}" for k, a in enumerate(arrays)]
+    """An elementwise node is a fused body of one step."""
+    step = Step(ctx.graph.op(node), tuple(("in", k) for k in range(len(ctx.args(node)))),
+                tuple(sorted(ctx.attrs(node).items())), ctx.type(node))
+    return fused_lines(ctx, node, (step,))
+
+
+def fused_lines(ctx, node, steps):
+    """One loop computing every step per element: intermediates are scalars, never arrays.
+
+    The steps are elementwise ops over the node's operands ("in", k), earlier steps and literals; a
+    last reduction step accumulates over the loop instead of storing (in the order and precision of
+    the reduce ops' own kernels, so fused and unfused results agree).
+    """
+    inputs, last = ctx.args(node), steps[-1]
+    reducer = REDUCERS.get(last.op)
+    space = _operand_type(ctx, inputs, steps, last.args[0]).shape if reducer else ctx.type(node).shape
+    arrays = [a for a in dict.fromkeys(inputs) if ctx.type(a).ndim > 0]
+    flat_ok = not reducer or ctx.type(node).ndim == 0  # a reduction into an array addresses kept axes
+    setup, head, ind, element, names = loop_lines(ctx, node, space, arrays, store=not reducer, flat_ok=flat_ok)
     local = {a: f"x{k}" for k, a in enumerate(arrays)}
-    expr = opdef.scalar(ScalarSpec([local.get(a, ctx.var(a)) for a in args], out_type.dtype, ctx.const))
-    return lines + head + loads + [f"{ind}{target} = {expr}"]
+    loads = [f"{ind}{local[a]} = {element(a)}" for a in arrays]
+    values = [local.get(a, ctx.var(a)) for a in inputs]
+    body, temps = [], []
+    for j, step in enumerate(steps[:-1] if reducer else steps):
+        args = [values[a[1]] if a[0] == "in" else temps[a[1]] if a[0] == "step" else ctx.const(a[1], a[2])
+                for a in step.args]
+        temps.append(f"t{node}_{j}")
+        body.append(f"{ind}{temps[-1]} = {_scalar_expression(step, args, ctx)}")
+    if reducer:
+        a = last.args[0]
+        value = values[a[1]] if a[0] == "in" else temps[a[1]]
+        return _reduce_lines(ctx, node, last, reducer, space, setup, head, ind, loads + body, value, names)
+    if not space:
+        return [line.strip() for line in body[:-1]] + [f"{ctx.var(node)} = {body[-1].split(' = ', 1)[1]}"]
+    return setup + head + loads + body + [f"{ind}{element(node)} = {temps[-1]}"]
+
+
+def loop_lines(ctx, node, space, arrays, store, flat_ok=True):
+    """The loop over `space` (one function, so parallel and vectorized variants change one place).
+
+    Flat (one index i over C-ordered memory) when every array operand has the space's shape and is
+    C-ordered (and flat_ok), else one loop per axis with NumPy broadcasting. store: the node's output
+    is allocated here with the space's shape. Returns (setup, head, indent, element(node) -> text, index names).
+    """
+    dims = [ctx.size(s) for s in space]
+    setup = [f"{ctx.var(node)} = {ctx.empty(node)}"] if store and space else []
+    if not space:
+        return setup, [], "", ctx.var, []
+    flat = flat_ok and all(same_shape(ctx.type(a).shape, space) and ctx.layout(a) == "C" for a in arrays)
+    if flat:
+        viewed = arrays + ([node] if store else [])
+        view = ctx.var if len(space) == 1 else (lambda n: f"{ctx.var(n)}_flat")
+        if len(space) > 1:
+            setup += [f"{ctx.var(n)}_flat = {ctx.var(n)}.reshape(-1)" for n in viewed]
+        size = " * ".join(f"({d})" if not d.isidentifier() and not d.isdigit() else d for d in dims)
+        return setup, [f"for i in range({size}):"], "    ", (lambda n: f"{view(n)}[i]"), None
+    names = [f"i{k}" for k in range(len(space))]
+    head, ind = ctx.nest(dims, names)
+    return setup, head, ind, (lambda n: ctx.at_shape(n, space, names) if n != node else f"{ctx.var(n)}[{', '.join(names)}]"), names
+
+
+def _reduce_lines(ctx, node, step, reducer, space, setup, head, ind, body, value, names):
+    """Accumulate `value` over the loop: into a scalar (in float64 for float32) or into the kept positions."""
+    init, combine, averaged = reducer
+    attrs, dtype, out = dict(step.attrs), ctx.type(node).dtype, ctx.var(node)
+    dims = [ctx.size(s) for s in space]
+    count = "(" + (" * ".join(dims[a] for a in attrs["axes"]) or "1") + ")"
+    if ctx.type(node).ndim == 0:
+        acc_dtype = "float64" if dtype == "float32" else dtype
+        total = f"acc / {count}" if averaged else "acc"
+        return (setup + [f"acc = {ctx.const(init(dtype), acc_dtype)}"] + head + body
+                + [f"{ind}acc = {combine('acc', value)}", f"{out} = np.{dtype}({total})"])
+    kept = [("0" if attrs["keepdims"] else None) if k in attrs["axes"] else names[k] for k in range(len(space))]
+    target = f"{out}[{', '.join(i for i in kept if i is not None)}]"
+    lines = [f"{out} = np.full({ctx.shape(node)}, {ctx.const(init(dtype), dtype)}, np.{dtype})"]
+    lines += setup + head + body + [f"{ind}{target} = {combine(target, value)}"]
+    return lines + ([f"{out} /= {count}"] if averaged else [])
+
+
+def _operand_type(ctx, inputs, steps, arg):
+    return ctx.type(inputs[arg[1]]) if arg[0] == "in" else steps[arg[1]].type
+
+
+def _scalar_expression(step, args, ctx):
+    if step.op == "broadcast_to":  # a broadcasting load: the element is the operand's
+        return args[0]
+    return OPS[step.op].scalar(ScalarSpec(args, step.type.dtype, ctx.const))
 
 
 VIEW_OPS = ("input", "reshape", "transpose", "getitem")  # their results may alias a caller's array
@@ -189,6 +266,8 @@ def generate(graph, name="kernel"):
         where = _comment(graph, node)
         body.append(f"# {text}" + (f"  ({where})" if where else ""))
         body.extend(elementwise_lines(ctx, node) if opdef.kind == "elementwise" else opdef.emit(ctx, node))
+    planned = {n for n in live if "reuses" in graph[n]}
+    assert ctx.reused == planned, f"the memory plan's reuse of {sorted(planned - ctx.reused)} was not honoured"
     results = []
     for out in graph.outputs:
         aliased = graph.op(out) in VIEW_OPS and graph.type(out).ndim > 0

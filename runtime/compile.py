@@ -35,4 +35,5 @@ def compile_kernel(graph, kernel, key):
 
 
 def constant_arrays(graph, kernel):
-    return [np.ascontiguousarray(graph.attrs(n)["value"]) for n in kernel.arg_nodes[len(graph.inputs):]]
+    # writable C copies: the kernel's signature types arrays as mutable (graphc's constants are read-only)
+    return [np.array(graph.attrs(n)["value"], order="C") for n in kernel.arg_nodes[len(graph.inputs):]]

@@ -1,4 +1,6 @@
 """CompiledFunction: what gc.compile returns. Calling it runs the generated binder, nothing more."""
+import os
+
 from graphc.printer import format_graph
 
 
@@ -27,13 +29,33 @@ class CompiledFunction:
             raise KeyError(f"no pass named {after!r} ran; passes: {', '.join(self._pipeline.snapshots)}")
         return format_graph(self._pipeline.snapshots[after], show_loc)
 
-    def dump_all(self):
-        """The IR after every pass, in order."""
-        return "\n\n".join(f"// after {name}\n{format_graph(g)}" for name, g in self._pipeline.snapshots.items())
+    def dump_all(self, only_changed=False, folder=None):
+        """The IR after every pass, in order (only after passes that changed it; also written into `folder`)."""
+        changed = {r.name for r in self._pipeline.records if r.changed} | {"input"}
+        dumps = [(name, format_graph(g)) for name, g in self._pipeline.snapshots.items()
+                 if not only_changed or name in changed]
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+            for k, (name, text) in enumerate(dumps):
+                with open(os.path.join(folder, f"{k:02d}-{name}.txt"), "w") as f:
+                    f.write(text + "\n")
+        return "\n\n".join(f"// after {name}\n{text}" for name, text in dumps)
+
+    def memory(self, **sizes):
+        """Planned peak bytes beside the naive plan's (one buffer per value, none freed); sizes by name, e.g. N=256."""
+        plan = getattr(self._graph, "memory_plan", None)
+        return plan.report(**sizes) if plan else None
 
     def report(self):
-        """Per pass: nodes before and after, milliseconds, and which rewrites fired."""
-        return self._pipeline.report()
+        """Per pass: nodes before and after, milliseconds, which rewrites fired; the memory plan."""
+        lines = [self._pipeline.report()]
+        try:
+            memory = self.memory()
+        except KeyError:
+            memory = "call-time sizes: see f.memory(N=...)"
+        if memory:
+            lines.append(f"memory: {memory}")
+        return "\n".join(lines)
 
     def source(self):
         """The generated Numba kernel source."""

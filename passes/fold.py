@@ -1,0 +1,51 @@
+"""Constant folding: nodes whose operands are all constants become constants."""
+import numpy as np
+
+from graphc.ops import OPS
+from graphc.tensor import constant
+
+from .rewrite import replace
+
+# NumPy computes these exactly as the kernel does (IEEE-exact operations, or data movement)
+EXACT_OPS = {"add", "sub", "mul", "div", "neg", "sqrt", "abs", "sign", "relu", "maximum", "minimum", "where",
+             "clip", "lt", "le", "gt", "ge", "eq", "ne", "cast", "reshape", "transpose", "broadcast_to", "getitem",
+             "concatenate", "one_hot", "take_along_axis", "index_grad", "size_of"}
+LIMIT = 4096  # elements: larger results stay computed, not baked into the kernel
+
+
+def fold(graph):
+    """Evaluate nodes over constants with the ops' NumPy references (exact ops only, unless value-changing is on).
+
+    Transcendental ops (exp, log, tanh, pow, ...) and reductions are folded only with
+    options={"value_changing": True}: NumPy's exp or pairwise sum may differ from the kernel's in the
+    last bit.
+    """
+    work, folded = graph, 0
+    allowed = (lambda op: True) if graph.options.get("value_changing") else EXACT_OPS.__contains__
+    for node in graph.order():
+        if node not in work or not _foldable(work, node, allowed):
+            continue
+        if work is graph:
+            work = graph.copy()
+        replace(work, node, constant(_evaluate(work, node), work.type(node).dtype))
+        folded += 1
+    if work is not graph:
+        work.fired = {"fold": folded}
+    return work
+
+
+def _foldable(graph, node, allowed):
+    data = graph[node]
+    if OPS[data["op"]].kind == "source" or data["op"] == "grad" or not allowed(data["op"]) or not data["args"]:
+        return False
+    if not data["type"].is_static() or int(np.prod(data["type"].shape)) > LIMIT:
+        return False
+    return all(graph.op(a) == "constant" for a in data["args"])
+
+
+def _evaluate(graph, node):
+    data = graph[node]
+    values = [np.asarray(graph.attrs(a)["value"], dtype=graph.type(a).dtype) for a in data["args"]]
+    with np.errstate(all="ignore"):
+        value = np.asarray(OPS[data["op"]].numpy(*values, **data["attrs"])).astype(data["type"].dtype)
+    return value.item() if value.ndim == 0 else value

@@ -1,0 +1,132 @@
+"""Elementwise fusion: maximal convex groups of elementwise ops, optionally ending in one reduction,
+become one `fused` node that codegen compiles to a single loop with scalar intermediates.
+
+Fan-out rule: a value read outside its group is
+- recomputed inside the group when it is cheap (an op of cost 1 such as add, mul, where, or a
+  broadcast) and every reader is itself fusable, so it never has to be stored at all;
+- otherwise materialized: it is the output of its own group (or a plain node), and every group that
+  needs it reads it. So exp, log, tanh, sigmoid, matmul and reductions are computed once and saved:
+  the sigmoid's backward reads the saved output s, never recomputing exp.
+Groups are convex (no path leaves a group and re-enters it), checked as each group grows on the
+graph where earlier groups are already contracted, so fusion never creates a cycle. Members all
+have the group's loop shape (smaller operands are read by broadcasting, never recomputed per element).
+"""
+import heapq
+
+import networkx as nx
+
+from graphc.errors import PassError
+from graphc.ops import OPS
+from graphc.ops.fused import REDUCERS, Body, Step
+from graphc.types import same_shape
+
+from .dce import dce
+from .rewrite import scalar_value
+
+CHEAP = 1  # the most costly op a group recomputes rather than reads
+
+
+def fuse_elementwise(graph):
+    """Contract maximal convex groups of elementwise ops (plus a final reduction) into `fused` nodes."""
+    work, index = graph.copy(), {n: k for k, n in enumerate(graph.order())}
+    groups = fused = 0
+    for root in reversed(graph.order()):
+        if root not in work or not _can_root(work, root):
+            continue
+        members = _grow(work, root, index)
+        if len(members) < 2:
+            continue
+        _contract(work, root, sorted(members, key=index.get))
+        groups, fused = groups + 1, fused + len(members)
+    if not groups:
+        return graph
+    work = dce(work)
+    if not nx.is_directed_acyclic_graph(work.g):
+        raise PassError("fuse_elementwise created a cycle")
+    work.fired = {"groups": groups, "ops fused": fused}
+    return work
+
+
+def _elementwise(graph, node):
+    return OPS[graph.op(node)].kind == "elementwise" or graph.op(node) == "broadcast_to"
+
+
+def _can_root(graph, node):
+    if graph.op(node) in REDUCERS:
+        return graph.type(graph.args(node)[0]).ndim > 0
+    return _elementwise(graph, node)
+
+
+def _space(graph, root):
+    node = graph.args(root)[0] if graph.op(root) in REDUCERS else root
+    return graph.type(node).shape
+
+
+def _grow(graph, root, index):
+    """The group rooted at `root`: producers joined, users before producers, while the rules allow."""
+    space, roots = _space(graph, root), set(graph.roots())
+    members, seen = {root}, {root}
+    frontier = [(-index[a], a) for a in set(graph.args(root))]
+    heapq.heapify(frontier)
+    while frontier:
+        _, p = heapq.heappop(frontier)
+        if p in seen:
+            continue
+        seen.add(p)
+        if _joins(graph, p, members, space, roots) and _convex(graph, members, p, index):
+            members.add(p)
+            for a in set(graph.args(p)):
+                heapq.heappush(frontier, (-index[a], a))
+    return members
+
+
+def _joins(graph, p, members, space, roots):
+    if not _elementwise(graph, p) or p in roots or not same_shape(graph.type(p).shape, space):
+        return False
+    users = graph.users(p)
+    if all(u in members for u in users):
+        return True  # read only inside the group: moves in
+    return OPS[graph.op(p)].cost <= CHEAP and all(_elementwise(graph, u) or graph.op(u) in REDUCERS for u in users)
+
+
+def _convex(graph, members, p, index):
+    """False if some path leaves the group and reaches p (joining p would close a cycle)."""
+    low = min(index.get(m, 0) for m in members)
+    stack = [a for a in graph.args(p) if a not in members]
+    visited = set()
+    while stack:
+        n = stack.pop()
+        if n in visited or index.get(n, low) < low:
+            continue
+        visited.add(n)
+        for a in graph.args(n):
+            if a in members:
+                return False
+            stack.append(a)
+    return True
+
+
+def _contract(graph, root, members):
+    """Turn `root` into the fused node of `members` (in topological order); drop the moved members."""
+    inputs, steps, position = [], [], {m: j for j, m in enumerate(members)}
+    for m in members:
+        args = []
+        for a in graph.args(m):
+            if a in position:
+                args.append(("step", position[a]))
+            elif scalar_value(graph, a) is not None:
+                args.append(("const", scalar_value(graph, a), graph.type(a).dtype))
+            else:
+                if a not in inputs:
+                    inputs.append(a)
+                args.append(("in", inputs.index(a)))
+        steps.append(Step(graph.op(m), tuple(args), tuple(sorted(graph.attrs(m).items())), graph.type(m)))
+    data = graph[root]
+    for a in set(data["args"]):
+        graph.g.remove_edge(a, root)
+    data.update(op="fused", args=tuple(inputs), attrs={"body": Body(tuple(steps))})
+    for a in inputs:
+        graph.g.add_edge(a, root)
+    for m in reversed(members):
+        if m != root and not graph.users(m):
+            graph.remove(m)

@@ -1,0 +1,148 @@
+"""Memory planning: liveness over the scheduled graph, buffer reuse after a value's last reader, in place where safe.
+
+The schedule is the graph's stable topological order (the order codegen writes). Each array a node
+allocates is a buffer; views (reshape, transpose, getitem) share their operand's buffer. A buffer dies
+after its last reader unless it escapes (an output or update value, or a view of one). A node whose
+kernel code takes its output array from the plan (elementwise, fused, broadcast_to, softmax,
+log_softmax, take_along_axis) reuses a dead buffer of exactly its type: in place when it is the last
+reader of a same-typed operand (elementwise and fused loops read each element before writing it),
+otherwise the earliest-freed one. The node records the node whose array it takes as "reuses";
+codegen honours every such entry. The plan itself is kept as `graph.memory_plan`.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from graphc.ops import OPS
+from graphc.ops.fused import REDUCERS
+from graphc.printer import dim_names
+from graphc.types import Dim, resolve
+
+VIEW_OPS = ("reshape", "transpose", "getitem")
+RECEIVERS = ("broadcast_to", "softmax", "log_softmax", "take_along_axis")
+
+
+def plan_memory(graph):
+    """Plan buffer reuse from liveness; record each reuse on its node and the peak bytes on the graph."""
+    order = graph.order()
+    owner = _owners(graph, order)
+    last = _last_reads(graph, order, owner)
+    work = graph.copy()
+    dies_at = {}
+    for o, i in last.items():
+        dies_at.setdefault(i, []).append(o)
+    free, taken, lifetimes = [], set(), {}
+    for i, node in enumerate(order):
+        if owner.get(node) == node:
+            donor = _donor(graph, node, i, owner, last, free, taken) if _receives(graph, node) else None
+            if donor is None:
+                lifetimes[node] = [i, last[node]]
+            else:
+                work[node]["reuses"] = donor
+                taken.add(donor)
+                buffer = _buffer_of(work, donor)
+                lifetimes[buffer][1] = max(lifetimes[buffer][1], last[node])
+        free += [o for o in dies_at.get(i, []) if o not in taken]
+    work.memory_plan = MemoryPlan(graph, [(graph.type(n), span) for n, span in lifetimes.items()],
+                                  [graph.type(n) for n in order if owner.get(n) == n], len(order))
+    work.fired = {"reused buffers": len(taken)} if taken else {}
+    return work  # always a new graph: it carries the plan even when nothing is reused
+
+
+def _owners(graph, order):
+    """node -> the node whose allocation holds its array (None for scalars, inputs and constants)."""
+    owner = {}
+    for n in order:
+        op = graph.op(n)
+        if op in VIEW_OPS:
+            owner[n] = owner.get(graph.args(n)[0])
+        elif graph.type(n).ndim > 0 and OPS[op].kind != "source":
+            owner[n] = n
+        else:
+            owner[n] = None
+    return owner
+
+
+def _last_reads(graph, order, owner):
+    """buffer owner -> position of its last reader (infinity when it escapes the kernel)."""
+    last = {o: i for i, o in enumerate(order) if owner.get(o) == o}
+    for i, n in enumerate(order):
+        for a in graph.args(n):
+            if owner.get(a) is not None:
+                last[owner[a]] = max(last[owner[a]], i)
+    for root in graph.roots():
+        if owner.get(root) is not None:
+            last[owner[root]] = math.inf
+    return last
+
+
+def _receives(graph, node):
+    op = graph.op(node)
+    if op == "fused":
+        return graph.attrs(node)["body"].steps[-1].op not in REDUCERS
+    return OPS[op].kind == "elementwise" or op in RECEIVERS
+
+
+def _in_place(graph, node):
+    return graph.op(node) == "fused" or OPS[graph.op(node)].kind == "elementwise"
+
+
+def _donor(graph, node, i, owner, last, free, taken):
+    """A dead buffer of node's type: an operand it reads for the last time, else a freed one."""
+    if _in_place(graph, node):
+        for a in dict.fromkeys(graph.args(node)):
+            aliases = [b for b in graph.args(node) if owner.get(b) == owner.get(a)]
+            if (owner.get(a) == a and last[a] == i and a not in taken and graph.type(a) == graph.type(node)
+                    and all(b == a for b in aliases)):
+                return a
+    for k, candidate in enumerate(free):
+        if graph.type(candidate) == graph.type(node):
+            return free.pop(k)
+    return None
+
+
+def _buffer_of(graph, node):
+    while "reuses" in graph[node]:
+        node = graph[node]["reuses"]
+    return node
+
+
+@dataclass
+class MemoryPlan:
+    """Buffers as (type, [first, last] schedule positions); `naive` lists one buffer per allocating node."""
+    graph: object
+    buffers: list
+    naive: list
+    steps: int
+
+    def report(self, **sizes):
+        """Bytes for the given call-time sizes (by their printed names, e.g. N=256)."""
+        names = {name: dim for dim, name in dim_names(self.graph).items()}
+        nbytes = lambda t: _bytes(t, sizes, names)
+        peak = 0
+        for i in range(self.steps):
+            peak = max(peak, sum(nbytes(t) for t, (start, end) in self.buffers if start <= i <= end))
+        return {"naive_bytes": sum(nbytes(t) for t in self.naive), "planned_peak_bytes": peak,
+                "naive_allocations": len(self.naive), "planned_allocations": len(self.buffers)}
+
+
+def _bytes(t, sizes, names):
+    values = {}
+    for name, dim in names.items():
+        if name in sizes:
+            values[resolve(dim)] = sizes[name]
+    return int(np.dtype(t.dtype).itemsize * math.prod(_size(s, values) for s in t.shape))
+
+
+def _size(size, values):
+    size = resolve(size)
+    if not isinstance(size, Dim):
+        return size
+    if size in values:
+        return values[size]
+    if size.formula is None:
+        raise KeyError(f"give the size of {size.origin} (by its printed name) to compute bytes")
+    from graphc.runtime.scalar_math import slice_length
+    parts = [_size(p, values) for p in size.parts]
+    return eval(size.formula.format(*parts), {"slice_length": slice_length.py_func})
