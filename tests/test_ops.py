@@ -100,6 +100,8 @@ CASES = [
     Case("log", gc.log, [f(None, 3, kind="pos")], np.log),
     Case("sqrt", gc.sqrt, [f(2, 3, kind="pos")], np.sqrt),
     Case("abs", gc.abs, [f(2, 3, kind="away")], np.abs),
+    Case("sign", gc.sign, [f(2, 3, kind="away")], np.sign),
+    Case("softplus", gc.softplus, [f(None, 3)], lambda a: np.log1p(np.exp(a))),
     Case("tanh", gc.tanh, [f(None, 3)], np.tanh),
     Case("sigmoid", gc.sigmoid, [f(2, 3)], sigmoid),
     Case("relu", gc.relu, [f(2, 3, kind="away")], lambda a: np.maximum(a, 0)),
@@ -208,12 +210,25 @@ def _shape_of(tensor):
     return tuple(None if isinstance(s, Dim) else s for s in tensor.shape)
 
 
+def declare(case, dtype, tag=""):
+    """The case's inputs, output, projected loss sum(out * r) and gradients, for one float dtype."""
+    tensors = [gc.tensor(f"x{k}_{dtype}{tag}", spec.shape, spec.dtype(dtype)) for k, spec in enumerate(case.inputs)]
+    out = case.build(*tensors)
+    part = {"tensors": tensors, "out": out, "all_inputs": list(tensors), "outputs": [out], "wrt": []}
+    if case.differentiable:
+        r = gc.tensor(f"r_{dtype}{tag}", _shape_of(out), out.dtype)
+        loss = gc.sum(out * r)
+        wrt = [t for t, spec in zip(tensors, case.inputs) if spec.is_float] if case.wrt is None else [tensors[k] for k in case.wrt]
+        part.update(r=r, loss=loss, wrt=wrt, all_inputs=tensors + [r], outputs=[out] + gc.grad(loss, wrt))
+    return part
+
+
 class Built:
     """One case declared for both dtypes and compiled once: value and gradients for float32 and float64."""
 
     def __init__(self, case):
         self.case = case
-        self.parts = {dtype: self._declare(dtype) for dtype in DTYPES}
+        self.parts = {dtype: declare(case, dtype) for dtype in DTYPES}
         self.arrays = {}
         for dtype in DTYPES:
             rng = np.random.default_rng(_seed(case))  # the same values for both dtypes
@@ -224,18 +239,6 @@ class Built:
         outputs = [t for dtype in DTYPES for t in self.parts[dtype]["outputs"]]
         self.inputs, self.outputs = inputs, outputs
         self.compiled = gc.compile(inputs, outputs, name=f"case_{case.name}")
-
-    def _declare(self, dtype):
-        case = self.case
-        tensors = [gc.tensor(f"x{k}_{dtype}", spec.shape, spec.dtype(dtype)) for k, spec in enumerate(case.inputs)]
-        out = case.build(*tensors)
-        part = {"tensors": tensors, "out": out, "all_inputs": list(tensors), "outputs": [out], "wrt": []}
-        if case.differentiable:
-            r = gc.tensor(f"r_{dtype}", _shape_of(out), out.dtype)
-            loss = gc.sum(out * r)
-            wrt = [t for t, spec in zip(tensors, case.inputs) if spec.is_float] if case.wrt is None else [tensors[k] for k in case.wrt]
-            part.update(r=r, loss=loss, wrt=wrt, all_inputs=tensors + [r], outputs=[out] + gc.grad(loss, wrt))
-        return part
 
     def arguments(self):
         """Arrays for every input (the projection R drawn once the output's shape is known)."""
@@ -329,3 +332,40 @@ def _central_differences(loss, arrays, k):
             values.append(loss(arrays[:k] + [moved] + arrays[k + 1:]))
         numeric[index] = (values[0] - values[1]) / (2 * EPS)
     return numeric
+
+
+# Ties and kinks: the documented routing rules, checked exactly (central differences can't see them).
+TIE_RULES = [
+    # (name, build, inputs, expected gradients of sum(out * [1..]) ... computed by hand below)
+    ("max_row_ties", lambda x: gc.max(x, axis=1), [[[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]],
+     [[[0.0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]]]),
+    ("max_all_ties", gc.max, [[[3.0, 1.0], [3.0, 3.0]]], [[[1 / 3, 0.0], [1 / 3, 1 / 3]]]),
+    ("relu_at_zero", gc.relu, [[0.0, -1.0, 2.0]], [[0.0, 0.0, 1.0]]),
+    ("abs_at_zero", gc.abs, [[0.0, -1.0, 2.0]], [[0.0, -1.0, 1.0]]),
+    ("maximum_ties", gc.maximum, [[1.0, 2.0, 3.0], [1.0, 0.0, 4.0]], [[0.5, 1.0, 0.0], [0.5, 0.0, 1.0]]),
+    ("minimum_ties", gc.minimum, [[1.0, 2.0, 3.0], [1.0, 0.0, 4.0]], [[0.5, 0.0, 1.0], [0.5, 1.0, 0.0]]),
+    ("clip_at_ends", lambda x, lo, hi: gc.clip(x, lo, hi), [[-1.0, 1.0, 0.0, -2.0, 2.0], -1.0, 1.0],
+     [[1.0, 1.0, 1.0, 0.0, 0.0], 1.0, 1.0]),
+]
+
+
+@pytest.fixture(scope="module")
+def tie_function():
+    """One compiled function: every tie rule's gradients of sum(out), float32 and float64."""
+    inputs, outputs, feeds, expected = [], [], [], []
+    for dtype in DTYPES:
+        for name, build, values, grads in TIE_RULES:
+            tensors = [gc.tensor(f"{name}{k}_{dtype}", np.shape(v), dtype) for k, v in enumerate(values)]
+            inputs += tensors
+            outputs += gc.grad(gc.sum(build(*tensors)), tensors)
+            feeds += [np.array(v, dtype) for v in values]
+            expected += [(f"{name} {dtype} d/d{k}", np.array(g)) for k, g in enumerate(grads)]
+    return gc.compile(inputs, outputs, name="tie_rules"), feeds, expected
+
+
+def test_tie_rules(tie_function):
+    """max splits its gradient equally among tied maxima; relu and abs have gradient 0 at 0;
+    maximum/minimum give half to each operand at a tie; clip passes the gradient to x at its ends."""
+    f, feeds, expected = tie_function
+    for got, (label, want) in zip(f(*feeds), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=label)
