@@ -34,7 +34,8 @@ class Var:
 
 @dataclass(frozen=True)
 class Const:
-    """A scalar constant node equal to `value`."""
+    """A constant equal to `value` everywhere: a scalar, a uniform array, or a broadcast/reshape of one
+    (the engine's type check keeps only replacements of the root's type, so shapes can't change)."""
     value: float
 
 
@@ -99,6 +100,18 @@ def scalar_value(graph, node):
     return data["attrs"]["value"]
 
 
+def uniform_value(graph, node):
+    """The one value a constant (or a broadcast or reshape of a constant) holds everywhere, else None."""
+    while graph.op(node) in ("broadcast_to", "reshape"):
+        node = graph.args(node)[0]
+    value = scalar_value(graph, node)
+    if value is None and graph.op(node) == "constant" and graph.type(node).dtype != "bool":
+        array = graph.attrs(node)["value"]
+        if array.size and (array == array.flat[0]).all():
+            value = array.flat[0].item()
+    return value
+
+
 # matching
 def match(graph, pattern, node, bindings=None):
     """(bindings, matched op nodes) when `pattern` matches at `node`, else None."""
@@ -109,7 +122,7 @@ def _match(graph, pattern, node, bindings, matched):
     if isinstance(pattern, Var):
         return _bind(bindings, pattern.name, ("node", node), matched)
     if isinstance(pattern, Const):
-        value = scalar_value(graph, node)
+        value = uniform_value(graph, node)
         return (bindings, matched) if value is not None and value == pattern.value else None
     data = graph[node]
     if data["op"] != pattern.name or len(data["args"]) != len(pattern.args):

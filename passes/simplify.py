@@ -54,7 +54,7 @@ def _one_hot_sum_ok(m):
 
 def _one_hot_pick(m):
     """sum(x * one_hot(labels), last axis) picks x at each label."""
-    picked = F.take_along_axis(m.x, F.reshape(m.labels, tuple(m.labels.shape) + (1,)), axis=-1)
+    picked = F.take_along_axis(m.x, F.reshape(m.labels, tuple(m.labels.shape) + (1,)), axis=m.x.ndim - 1)
     return picked if m.keepdims else F.reshape(picked, m.labels.shape)
 
 

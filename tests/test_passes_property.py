@@ -1,0 +1,74 @@
+"""Every pass preserves results: random small graphs, optimized vs the unoptimized interpreter."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import graphc as gc
+
+from passes_helpers import optimized, reference
+
+UNARY = [
+    lambda a: -a, gc.exp, gc.tanh, gc.sigmoid, gc.relu, lambda a: a ** 2, lambda a: gc.log(1 + a * a),
+    lambda a: 1 / (1 + gc.exp(-a)), lambda a: gc.exp(a) / (1 + gc.exp(a)), lambda a: gc.log(gc.sigmoid(a)),
+    lambda a: a * 1, lambda a: a + 0, lambda a: -(-a), lambda a: gc.log(gc.exp(a)), lambda a: a.T.T,
+    lambda a: gc.reshape(gc.reshape(a, (-1,)), a.shape),
+    lambda a: gc.exp(a) / gc.sum(gc.exp(a), axis=-1, keepdims=True) if a.ndim else a,
+    lambda a: gc.log(gc.softmax(a, -1)) if a.ndim else a,
+    lambda a: gc.log(gc.sum(gc.exp(a), axis=-1, keepdims=True)) if a.ndim else a,
+    lambda a: gc.sum(a, axis=-1, keepdims=True) if a.ndim else a,
+    lambda a: gc.mean(a, axis=0, keepdims=True) if a.ndim == 2 else a,
+    lambda a: gc.max(a, axis=-1, keepdims=True) if a.ndim else a,
+    lambda a: gc.mean(-a),
+]
+BINARY = [
+    lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / (1 + b * b),
+    gc.maximum, lambda a, b: gc.where(a > b, a, b * 2), lambda a, b: a + (-b), lambda a, b: a - a * 1 + b,
+]
+
+steps = st.lists(st.tuples(st.booleans(), st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 1000)),
+                 min_size=1, max_size=7)
+
+
+def build(plan):
+    x, y, s = gc.tensor("x", (3, 4), "float64"), gc.tensor("y", (4,), "float64"), gc.scalar("s", "float64")
+    pool = [x, y, s]
+    for binary, k, i, j in plan:
+        a, b = pool[i % len(pool)], pool[j % len(pool)]
+        pool.append(BINARY[k % len(BINARY)](a, b) if binary else UNARY[k % len(UNARY)](a))
+    loss = gc.sum(pool[-1]) + 0.5 * gc.sum(pool[len(pool) // 2] * pool[-1])
+    return [x, y, s], [loss] + gc.grad(loss, [x, y, s])
+
+
+def arrays(seed):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-2, 2, (3, 4)), rng.uniform(-2, 2, 4), np.float64(rng.uniform(-2, 2))
+
+
+def close(got, want):
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-11)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps, st.integers(0, 2 ** 16))
+def test_optimized_graph_matches_unoptimized_interpreter(plan, seed):
+    inputs, outputs = build(plan)
+    args = arrays(seed)
+    want = reference(outputs, inputs, *args)
+    assume(all(np.all(np.isfinite(w)) for w in want))
+    with np.errstate(all="ignore"):
+        got = gc.interpret(optimized(outputs, inputs).graph, *args)[0]
+    close(got, want)
+
+
+@pytest.mark.parametrize("disabled", [(), ("fuse_elementwise",), ("stabilize", "simplify", "simplify_backward")])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(steps, st.integers(0, 2 ** 16))
+def test_compiled_optimized_graph_matches_unoptimized_interpreter(disabled, plan, seed):
+    """Few examples: each compiles a kernel with Numba."""
+    inputs, outputs = build(plan)
+    args = arrays(seed)
+    want = reference(outputs, inputs, *args)
+    assume(all(np.all(np.isfinite(w)) for w in want))
+    close(gc.compile(inputs, outputs, disable=disabled)(*args), want)
