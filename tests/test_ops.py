@@ -191,6 +191,16 @@ CASES = [
          lambda y: np.eye(3)[y], differentiable=False),
     Case("one_hot_cross_entropy", lambda s, y: -gc.sum(gc.one_hot(y, 4, dtype=s.dtype) * gc.log_softmax(s), axis=1),
          [f(None, 4), f(None, kind="int", high=4)], lambda s, y: -np.log(softmax(s))[np.arange(len(y)), y]),
+    # the cross-entropy gate (the stabilize pass rewrites both forms into softmax_cross_entropy)
+    Case("cross_entropy", lambda s, y: -gc.mean(gc.take_along_axis(gc.log_softmax(s, axis=1), y, axis=1)),
+         [f(None, 4), f(None, 1, kind="int", high=4)],
+         lambda s, y: -np.mean(np.take_along_axis(np.log(softmax(s)), y, axis=1))),
+    Case("cross_entropy_one_hot", lambda s, y: -gc.mean(gc.sum(gc.log_softmax(s, axis=1) * gc.one_hot(y, 3, dtype=s.dtype), axis=1)),
+         [f(None, 3), f(None, kind="int", high=3)], lambda s, y: -np.mean(np.log(softmax(s))[np.arange(len(y)), y])),
+    # naive formulas the stabilize pass rewrites into gates
+    Case("naive_sigmoid", lambda a: 1.0 / (gc.exp(-a) + 1.0), [f(2, 3)], sigmoid),
+    Case("naive_log_softmax", lambda a: gc.log(gc.softmax(a, axis=1)), [f(None, 3)], lambda a: np.log(softmax(a))),
+    Case("naive_logsumexp", lambda a: gc.log(gc.sum(gc.exp(a), axis=1)), [f(None, 3)], lambda a: logsumexp(a, 1)),
     # basic indexing and slicing
     Case("getitem_int", lambda w: w[0], [f(3)], lambda w: w[0]),
     Case("getitem_row", lambda w: w[1], [f(3, 2)], lambda w: w[1]),
