@@ -16,8 +16,9 @@ PIPELINE = [
     Pass("autodiff", autodiff, "expand gc.grad nodes into the reverse graph"),
     Pass("dce", dce, "remove nodes no output depends on"),
     Pass("cse", cse, "merge nodes computing the same thing"),
-    Pass("fold", fold, "evaluate nodes over constants"),
     Pass("simplify_backward", simplify, "the algebraic identities again, now over the backward graph"),
+    Pass("fold", fold, "evaluate nodes over constants"),
+    Pass("cse_again", cse, "merge the nodes simplification made identical"),
     Pass("fuse_elementwise", fuse_elementwise, "groups of elementwise ops (+ a final reduction) -> one fused loop"),
     Pass("plan_memory", plan_memory, "liveness, buffer reuse and in-place updates"),
 ]

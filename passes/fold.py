@@ -36,11 +36,19 @@ def fold(graph):
 
 def _foldable(graph, node, allowed):
     data = graph[node]
-    if OPS[data["op"]].kind == "source" or data["op"] == "grad" or not allowed(data["op"]) or not data["args"]:
+    if OPS[data["op"]].kind == "source" or data["op"] == "grad" or not data["args"]:
+        return False
+    if not (allowed(data["op"]) or _single_element_reduction(graph, node)):
         return False
     if not data["type"].is_static() or int(np.prod(data["type"].shape)) > LIMIT:
         return False
     return all(graph.op(a) == "constant" for a in data["args"])
+
+
+def _single_element_reduction(graph, node):
+    """A reduction over one element is exact in any order."""
+    t = graph.type(graph.args(node)[0])
+    return OPS[graph.op(node)].kind == "reduce" and t.is_static() and int(np.prod(t.shape)) <= 1
 
 
 def _evaluate(graph, node):

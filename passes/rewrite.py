@@ -83,6 +83,10 @@ class Match:
     def node(self, name):
         return self._bindings[name][1]
 
+    def operands(self, name):
+        """The operands of the node bound to `name`, as Tensors."""
+        return [ref(self._graph, a) for a in self._graph.args(self._bindings[name][1])]
+
     def node_type(self, name):
         return self._graph.type(self._bindings[name][1])
 

@@ -47,6 +47,20 @@ def _broadcast_sum(m):
     return x * float(count) if x.dtype.startswith("float") else x * count
 
 
+def _counted_sizes(t, axes):
+    return [t.shape[a] for a in axes] if t.ndim > max(axes, default=-1) else None
+
+
+def _same_count_operand(m):
+    """An operand of x with x's sizes on the counted axes: size_of can read it instead."""
+    want = _counted_sizes(m.x.type, m.axes)
+    for operand in m.operands("x"):
+        have = _counted_sizes(operand.type, m.axes)
+        if have is not None and operand.ndim == m.x.ndim and all(a is b or a == b for a, b in zip(have, want)):
+            return operand
+    return None
+
+
 def _one_hot_sum_ok(m):
     x_type = m.x.type
     return m.axes == (x_type.ndim - 1,) and x_type.shape == m.node_type("hot").shape
@@ -81,6 +95,9 @@ RULES = [
     rule("reshape-noop", op("reshape", X), lambda m: m.x, EXACT),
     rule("broadcast-noop", op("broadcast_to", X), lambda m: m.x, EXACT),
     rule("cast-noop", op("cast", X), lambda m: m.x, EXACT),
+    # size_of reads only a shape: counting an operand's sizes instead frees x from a needless reader
+    rule("size-of-operand", op("size_of", X, axes=AXES), lambda m: F.apply("size_of", _same_count_operand(m), axes=m.axes), EXACT,
+         when=lambda m: m.operands("x") and _same_count_operand(m) is not None),
     rule("log-exp", op("log", op("exp", X)), lambda m: m.x, STABILIZING),  # exp(1000) overflows, x doesn't
     rule("sum-of-broadcast", op("sum", op("broadcast_to", X, as_="b"), axes=AXES, keepdims=KEEP), _broadcast_sum,
          STABILIZING, when=_broadcast_sum_ok),

@@ -103,7 +103,7 @@ def test_rule_does_not_fire_on_a_near_miss(name, expression):
 
 
 def test_every_rule_is_tagged_and_located_and_tested():
-    tested = {name for name, _ in FIRES} | {"exp-log", "sub-self", "mul-zero", "sum-one-hot"}
+    tested = {name for name, _ in FIRES} | {"exp-log", "sub-self", "mul-zero", "sum-one-hot", "size-of-operand"}
     for r in SIMPLIFY + STABILIZE:
         assert r.tag in (EXACT, STABILIZING, VALUE_CHANGING)
         assert r.loc.endswith(".py:" + r.loc.rsplit(":", 1)[1]) and r.loc.startswith(("simplify", "stabilize"))
@@ -172,3 +172,13 @@ def test_rule_counters_count_fires():
     before = r.fired
     fired(lambda x: 1 / (1 + gc.exp(-x)))
     assert r.fired == before + 1
+
+
+def test_size_of_counts_an_operand_so_the_value_can_fuse():
+    """mean's gradient counts elements with size_of(x*x): counting x instead leaves x*x one reader."""
+    from passes_helpers import optimized
+    x = gc.tensor("x", (None, 4), "float64")
+    result = optimized([gc.grad(gc.mean(x * x), x)], [x])
+    assert "size-of-operand" in result.report()
+    (size,) = result.graph.nodes_with("size_of")
+    assert result.graph.args(size) == (result.graph.inputs[0],)

@@ -1,0 +1,113 @@
+"""Fusion (convex groups, fan-out, counts) and memory planning (real buffer reuse, in place where safe)."""
+import numpy as np
+import pytest
+
+import graphc as gc
+
+from passes_helpers import kernel_loops, optimized, reference
+
+
+def mlp(sizes=(8, 6, 5, 3)):
+    x, labels = gc.tensor("x", (None, sizes[0]), "float64"), gc.tensor("labels", (None,), "int64")
+    params, h = [], x
+    for k, (m, n) in enumerate(zip(sizes, sizes[1:])):
+        W, b = gc.tensor(f"W{k}", (m, n), "float64"), gc.tensor(f"b{k}", (n,), "float64")
+        params += [W, b]
+        h = h @ W + b
+        if k < len(sizes) - 2:
+            h = gc.relu(h)
+    loss = -gc.mean(gc.take_along_axis(gc.log_softmax(h, axis=1), labels[:, None], axis=1))
+    return [x, labels], params, loss
+
+
+@pytest.fixture(scope="module")
+def mlp_step():
+    inputs, params, loss = mlp()
+    grads = gc.grad(loss, params)
+    step = gc.compile(inputs + params, [loss] + grads, updates={p: p - 0.1 * g for p, g in zip(params, grads)})
+    return inputs + params, [loss] + grads, step
+
+
+def mlp_arrays(n=7, sizes=(8, 6, 5, 3), seed=0):
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((n, sizes[0])), rng.integers(0, sizes[-1], n)]
+    for m, k in zip(sizes, sizes[1:]):
+        arrays += [rng.standard_normal((m, k)) * 0.5, rng.standard_normal(k) * 0.1]
+    return arrays
+
+
+def test_mlp_step_values_gradients_and_updates(mlp_step):
+    inputs, outputs, step = mlp_step
+    arrays = mlp_arrays()
+    want = reference(outputs, inputs, *arrays)
+    params = [a.copy() for a in arrays[2:]]
+    got = step(*arrays[:2], *params)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+    for p, p0, g in zip(params, arrays[2:], want[1:]):
+        np.testing.assert_allclose(p, p0 - 0.1 * g, rtol=1e-12, atol=1e-14)
+
+
+def test_mlp_compiles_to_fused_loops_and_one_gate(mlp_step):
+    graph = mlp_step[2].ir
+    ops = [graph.op(n) for n in graph.g.nodes]
+    assert ops.count("softmax_cross_entropy") == 1 and "log_softmax" not in ops
+    loose = sorted(op for op in ops if gc.ops.OPS[op].kind == "elementwise")
+    assert loose == ["add", "div"], "only lone ops stay unfused: the logits' bias add and the scalar 1/N"
+    assert ops.count("fused") == 11  # 2 bias+relu, gate backward, 2 relu backward, 6 parameter updates
+    assert mlp_step[2].dump().count("fused{relu(i0+i1)}") == 2
+
+
+def test_the_plan_is_real_and_smaller(mlp_step):
+    step = mlp_step[2]
+    planned = {n: step.ir[n]["reuses"] for n in step.ir.g.nodes if "reuses" in step.ir[n]}
+    assert planned, "nothing reused"
+    for node, donor in planned.items():
+        assert f"v{node} = v{donor}" in step.source()
+    memory = step.memory(N=256)
+    assert memory["planned_peak_bytes"] < memory["naive_bytes"]
+    assert memory["planned_allocations"] == memory["naive_allocations"] - len(planned)
+
+
+def test_in_place_is_skipped_when_a_view_of_the_buffer_is_read():
+    x = gc.tensor("x", (3, 3), "float64")
+    a = gc.exp(x) * 2
+    b = gc.sum(a, axis=0, keepdims=True) + a.T + a  # a dies here, but a.T reads it transposed
+    f = gc.compile([x], b)
+    X = np.arange(9.0).reshape(3, 3) / 10
+    A = np.exp(X) * 2
+    np.testing.assert_allclose(f(X), A.sum(0, keepdims=True) + A.T + A, rtol=1e-14)
+
+
+def test_lecture_examples_node_and_loop_counts():
+    x, y, z = (gc.scalar(n, "float64") for n in "xyz")
+    f = (x + y) * z
+    add_multiply = optimized([f] + gc.grad(f, [x, y, z]), [x, y, z])
+    assert len(add_multiply.snapshots["input"]) == 8 and len(add_multiply.graph) == 5
+    w, v = gc.tensor("w", (3,), "float64"), gc.tensor("x", (2,), "float64")
+    s = 1.0 / (1.0 + gc.exp(-(w[0] * v[0] + w[1] * v[1] + w[2])))
+    neuron = optimized([s] + gc.grad(s, [w, v]), [w, v])
+    assert len(neuron.snapshots["autodiff"]) == 29 and len(neuron.graph) == 20
+
+
+def test_fusion_recomputes_cheap_values_and_saves_expensive_ones():
+    x = gc.tensor("x", (None,), "float64")
+    cheap = x * 3 + 1
+    expensive = gc.exp(x * 2)
+    out1, out2 = gc.tanh(cheap) * expensive, cheap * 2 - expensive
+    graph = optimized([out1, out2], [x], disable=["plan_memory"]).graph
+    fused = [n for n in graph.g.nodes if graph.op(n) == "fused"]
+    texts = sorted(graph.attrs(n)["body"].text() for n in fused)
+    assert texts == ["(i0*3+1)*2-i1", "exp(i0*2)", "tanh(i0*3+1)*i1"], texts  # cheap recomputed twice, exp once
+
+
+def test_fusion_ends_in_one_reduction_and_keeps_values():
+    x = gc.tensor("x", (None, 4), "float32")
+    y = gc.sum(gc.tanh(x) * x + 1, axis=1) + gc.mean(x * x)
+    f = gc.compile([x], [y, gc.grad(gc.sum(y), x)])
+    body = [t for t in f.dump().splitlines() if "fused{sum[1](" in t or "fused{mean[0,1](" in t]
+    assert len(body) == 2, f.dump()
+    X = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    for got, want in zip(f(X), reference([y, gc.grad(gc.sum(y), x)], [x], X)):
+        np.testing.assert_allclose(got, want, rtol=2e-6)
+    assert kernel_loops(f.source()) == 6  # mean, tanh, fused sum, the add, N*1 and the fused backward
