@@ -12,8 +12,8 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
     options: for the passes; {"value_changing": True} enables rewrites that may change results.
     """
     from graphc import passes
-    from graphc.runtime import binder, cache, codegen
-    from graphc.runtime.compile import compile_kernel, constant_arrays
+    from graphc.runtime import binder, cache
+    from graphc.runtime.compile import constant_arrays, kernel_function
     from graphc.runtime.executor import make_compiled
 
     single = isinstance(outputs, Tensor)
@@ -22,14 +22,52 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
     update_pairs = _check_updates(inputs, updates or {})
     graph = lower(outputs, inputs, update_pairs, name)
     graph.options = dict(options or {})
-    result = passes.run_pipeline(graph, passes.PIPELINE, disable=disable, verify=verify)
-    final = result.graph
-    kernel = codegen.generate(final)
-    key = cache.make_key(kernel.source)
-    dispatcher = compile_kernel(final, kernel, key)
+    config = cache.compile_config(passes.PIPELINE, disable, graph.options)
+    key = cache.make_key(cache.canonical_text(graph), config)
+    artifact = cache.load_artifact(key)
+    if artifact is None:
+        status = {"status": "miss", "reason": cache.miss_reason(graph, config)}
+        result = passes.run_pipeline(graph, passes.PIPELINE, disable=disable, verify=verify)
+        final, kernel = result.graph, _generate(result.graph)
+        _store(cache, key, graph, config, final, kernel, status)
+    else:  # a warm start: the optimized graph and the kernel come from the disk cache
+        final, kernel = artifact["graph"], artifact["kernel"]
+        result = _LazyPipeline(lambda: passes.run_pipeline(graph, passes.PIPELINE, disable=disable, verify=verify))
+        status = {"status": "hit", "reason": "optimized graph and kernel source from the disk cache"}
+    function, where, strict = kernel_function(final, kernel, key)
+    status.update(key=key, kernel=where, folder=cache.cache_dir())
     constants = constant_arrays(final, kernel)
-    call, binder_source = binder.make_binder(final, kernel, dispatcher, constants, single)
-    return make_compiled(call, final, result, kernel, binder_source, {"key": key})
+    call, binder_source = binder.make_binder(final, kernel, function, constants, single, check_types=strict)
+    return make_compiled(call, final, result, kernel, binder_source, status)
+
+
+def _generate(final):
+    from graphc.runtime import codegen
+    return codegen.generate(final)
+
+
+def _store(cache, key, graph, config, final, kernel, status):
+    """Write the compile's results to the disk cache; a recompile of a known graph is logged with its reason."""
+    import logging
+    if status["reason"] != "first compile of this graph":
+        logging.getLogger("graphc").warning("recompiling %s: %s", graph.name, status["reason"])
+    try:
+        cache.store_artifact(key, {"graph": final, "kernel": kernel})
+        cache.remember_types(graph, config)
+    except (OSError, TypeError, AttributeError) as error:  # an unpicklable attribute: run uncached
+        status["reason"] += f" (not cached: {error})"
+
+
+class _LazyPipeline:
+    """The pass pipeline's snapshots and report for a cache hit, computed on first use (f.dump(after=...))."""
+
+    def __init__(self, run):
+        self._run, self._result = run, None
+
+    def __getattr__(self, name):
+        if self._result is None:
+            self._result = self._run()
+        return getattr(self._result, name)
 
 
 def _check_updates(inputs, updates):

@@ -54,11 +54,28 @@ def result_expression(graph, out, k):
     return f"_array(r[{k}])" if dtype in _NATIVE_BOXES else f"_array(r[{k}], _{dtype})"
 
 
-def binder_source(graph, kernel, params, single):
+def type_checks(graph, kernel, params):
+    """Conditions true when an array argument is not exactly what the kernel was compiled for: the
+    ahead-of-time kernel unboxes arrays without looking (Numba's dispatcher would check itself).
+    `is` on the dtype: a dtype that is equal but not the canonical object takes the slow path."""
+    updated = {t for t, _ in graph.updates}
+    conditions = []
+    for k, (param, node) in enumerate(zip(params, graph.inputs)):
+        if k in kernel.scalar_args:
+            continue
+        t = graph.type(node)
+        layout = f"not (_f{k} := {param}.flags).c_contiguous or not _f{k}.writeable" if node in updated else \
+            f"not {param}.flags.c_contiguous"
+        conditions.append(f"type({param}) is not _ndarray or {param}.dtype is not _{t.dtype} or "
+                          f"{param}.ndim != {t.ndim} or {layout}")
+    return conditions
+
+
+def binder_source(graph, kernel, params, single, check_types=False):
     args = [scalar_argument(graph, node, param) if k in kernel.scalar_args else param
             for k, (param, node) in enumerate(zip(params, graph.inputs))]
     args += [f"_constants[{j}]" for j in range(len(kernel.arg_nodes) - len(graph.inputs))]
-    checks = size_checks(graph, params)
+    checks = (type_checks(graph, kernel, params) if check_types else []) + size_checks(graph, params)
     signature = ", ".join([f"{p}=_MISSING" for p in params] + ["*_extra", "**_unknown"])
     results = [result_expression(graph, o, k) for k, o in enumerate(graph.outputs)]
     returned = results[0] if single else f"({', '.join(results)}{',' if results else ''})"
@@ -78,12 +95,13 @@ class _Mismatch(Exception):
     pass
 
 
-def make_binder(graph, kernel, dispatcher, constants, wrap_single):
+def make_binder(graph, kernel, dispatcher, constants, wrap_single, check_types=False):
+    """The per-call function and its source. check_types: the kernel does not check argument types."""
     params = parameter_names(graph)
-    source = binder_source(graph, kernel, params, wrap_single)
+    source = binder_source(graph, kernel, params, wrap_single, check_types)
     slow = SlowPath(graph, kernel, dispatcher, constants, params)
     namespace = {"_MISSING": MISSING, "_Mismatch": _Mismatch, "_kernel": dispatcher, "_constants": constants,
-                 "_array": np.array, "_index": operator.index, "_slow": slow,
+                 "_array": np.array, "_index": operator.index, "_slow": slow, "_ndarray": np.ndarray,
                  **{f"_{name}": np.dtype(name) for name in ("float32", "float64", "int32", "int64", "bool")}}
     exec(compile(source, f"<graphc binder {graph.name}>", "exec"), namespace)
     return namespace["call"], source

@@ -1,16 +1,30 @@
-"""The kernel cache: generated modules on disk under a structural key, so Numba's own cache applies."""
+"""The disk cache: everything a compile produced, under one key built from what the user wrote.
+
+Key = sha256 of: the canonical text of the *lowered* graph (renumbered SSA with dtypes, ranks, sizes,
+input names and updates, no source locations) plus the bytes of its array constants; the pass
+pipeline, the disabled passes and the options; a digest of graphc's own source files (so an edited
+graphc never reads a stale entry); Numba's, NumPy's and Python's versions; the CPU (model and flags).
+
+Per key the folder holds `graphc_<key>.py` (the kernel source; Numba's own cache of the compiled
+kernel sits beside it in __pycache__), `graphc_<key>.pkl` (the optimized graph and the kernel
+description) and, for serial kernels, `graphc_<key>.<ext>` (the kernel compiled ahead of time, see
+runtime/aot.py). `graphc_<shape-key>.last` remembers the input types a graph structure was last
+compiled for, so a miss can say why ("input x changed float32 -> float64"). Every write is atomic
+(a temporary file renamed into place). GRAPHC_CACHE_DIR moves the folder (default ~/.cache/graphc).
+"""
+import functools
 import hashlib
-import importlib.util
+import importlib.metadata
 import os
 import pickle
 import platform
+import re
 import sys
 import tempfile
 
-import numba
 import numpy as np
 
-import graphc
+FORMAT = 2  # bump when the artifact layout changes
 
 
 def cache_dir():
@@ -19,47 +33,145 @@ def cache_dir():
     return path
 
 
-def cpu_name():
-    return f"{platform.machine()}-{numba.config.CPU_NAME or __import__('llvmlite.binding', fromlist=['x']).get_host_cpu_name()}"
+@functools.lru_cache(maxsize=None)
+def source_digest():
+    """A digest of graphc's own Python sources: any edit to graphc invalidates the cache."""
+    import graphc
+    import graphc.passes
+    import graphc.runtime
+    digest = hashlib.sha256()
+    for package in (graphc, graphc.passes, graphc.runtime):
+        folder = os.path.dirname(package.__file__)
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(f for f in files if f.endswith(".py")):
+                with open(os.path.join(root, name), "rb") as f:
+                    digest.update(name.encode() + f.read())
+    return f"{graphc.__version__}+{digest.hexdigest()[:16]}"
+
+
+@functools.lru_cache(maxsize=None)
+def environment():
+    """Versions and CPU, read without importing Numba (a warm start may never need it)."""
+    return (f"numba {importlib.metadata.version('numba')}, numpy {np.__version__}, python {sys.version.split()[0]}, "
+            f"{platform.machine()} {cpu_description()}")
+
+
+def cpu_description():
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return platform.processor()
+    model = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
+    flags = re.search(r"^flags\s*:\s*(.*)$", text, re.M)
+    flag_hash = hashlib.sha256(flags.group(1).encode()).hexdigest()[:12] if flags else ""
+    return f"{model.group(1) if model else '?'} [{flag_hash}]"
+
+
+def canonical_text(graph):
+    """The lowered graph as text without locations, plus the bytes of every array constant."""
+    from graphc.printer import format_graph
+    parts = [format_graph(graph, show_loc=False)]
+    for node in graph.order():
+        value = graph.attrs(node).get("value") if graph.op(node) == "constant" else None
+        if isinstance(value, np.ndarray):
+            parts.append(f"%{node} {value.dtype} {value.shape} {hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()}")
+    return "\n".join(parts)
+
+
+def compile_config(pipeline, disable, options):
+    return (f"pipeline {[p.name for p in pipeline]} disable {sorted(disable)} options {sorted(options.items())} "
+            f"format {FORMAT} graphc {source_digest()}")
 
 
 def make_key(*parts):
-    """A structural key: the parts given, graphc's, Numba's and NumPy's versions, and the CPU."""
-    text = "\n".join(map(str, parts + (graphc.__version__, numba.__version__, np.__version__, sys.version, cpu_name())))
+    text = "\n".join(map(str, parts + (environment(),)))
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def write_atomic(path, data):
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+def path(key, suffix):
+    return os.path.join(cache_dir(), f"graphc_{key}{suffix}")
+
+
+def write_atomic(target, data):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_artifact(key):
+    try:
+        with open(path(key, ".pkl"), "rb") as f:
+            return pickle.load(f)
+    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError):
+        return None
+
+
+def store_artifact(key, artifact):
+    write_atomic(path(key, ".pkl"), pickle.dumps(artifact, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def module_name(key):
+    return f"graphc_{key}"
+
+
+def write_module(key, source):
+    """The kernel source as an importable module file (rewritten only when its text differs)."""
+    target = path(key, ".py")
+    try:
+        with open(target) as f:
+            if f.read() == source:
+                return target
+    except OSError:
+        pass
+    write_atomic(target, source.encode())
+    return target
 
 
 def load_module(key, source):
-    """Import the kernel module for `key`, writing it first when absent (kept unchanged when present)."""
-    path = os.path.join(cache_dir(), f"graphc_{key}.py")
-    if not os.path.exists(path) or open(path).read() != source:
-        write_atomic(path, source.encode())
+    """Import the kernel module for `key` (written first when absent), once per process."""
+    import importlib.util
     name = f"graphc_kernel_{key}"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
+    spec = importlib.util.spec_from_file_location(name, write_module(key, source))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     sys.modules[name] = module
     return module
 
 
-def load_artifact(key):
-    path = os.path.join(cache_dir(), f"graphc_{key}.pkl")
+# ---- why a miss happened -----------------------------------------------------------------------------
+
+def shape_key(graph, config):
+    """The key of the graph's structure without its input dtypes: the same model at another dtype."""
+    text = re.sub(r"\b(f32|f64|i32|i64|bool)\[", "T[", canonical_text(graph))
+    return make_key("structure", text, config)
+
+
+def input_types(graph):
+    return {graph.attrs(n)["name"]: graph.type(n).dtype for n in graph.inputs}
+
+
+def miss_reason(graph, config):
+    """Why this graph is not in the cache: new, or which input types changed since the last compile."""
     try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError):
-        return None
+        with open(path(shape_key(graph, config), ".last"), "rb") as f:
+            last = pickle.load(f)
+    except (OSError, pickle.PickleError, EOFError):
+        return "first compile of this graph"
+    now = input_types(graph)
+    changes = [f"input {name} changed {last[name]} -> {dtype}" for name, dtype in now.items()
+               if name in last and last[name] != dtype]
+    return "; ".join(changes) or "first compile with these options or this graphc/Numba version"
 
 
-def store_artifact(key, artifact):
-    write_atomic(os.path.join(cache_dir(), f"graphc_{key}.pkl"), pickle.dumps(artifact))
+def remember_types(graph, config):
+    write_atomic(path(shape_key(graph, config), ".last"), pickle.dumps(input_types(graph)))

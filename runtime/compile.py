@@ -1,37 +1,68 @@
-"""Compiling a kernel module with Numba for the argument types the graph fixes."""
-import numba
+"""Compiling a kernel for the argument types the graph fixes, or loading it from the disk cache.
+
+A kernel is compiled for one signature (dtypes, ranks, C layout), so call-time sizes never recompile;
+Numba's dispatcher is then closed (disable_compile). `COUNTS` counts, per process, kernels compiled
+by Numba, loaded from Numba's cache and imported ahead-of-time: tests use it to prove that a warm
+start compiled nothing.
+"""
+import collections
+import logging
+
 import numpy as np
-from numba import types as nt
 
 from graphc.errors import GraphcError
 
+from . import aot
 from .cache import load_module
 
-_SCALARS = {"float32": nt.float32, "float64": nt.float64, "int32": nt.int32, "int64": nt.int64, "bool": nt.boolean}
+COUNTS = collections.Counter()
+log = logging.getLogger("graphc")
+
+_SCALARS = ("float32", "float64", "int32", "int64", "bool")
 
 
 def argument_types(graph, kernel):
+    from numba import types as nt
+    scalars = {name: getattr(nt, "boolean" if name == "bool" else name) for name in _SCALARS}
     sig = []
     for k, node in enumerate(kernel.arg_nodes):
         t = graph.type(node)
-        if k in kernel.scalar_args:
-            sig.append(_SCALARS[t.dtype])
-        else:
-            sig.append(nt.Array(_SCALARS[t.dtype], t.ndim, "C"))
+        sig.append(scalars[t.dtype] if k in kernel.scalar_args else nt.Array(scalars[t.dtype], t.ndim, "C"))
     return tuple(sig)
 
 
+def is_parallel(kernel):
+    return "prange(" in kernel.source
+
+
 def compile_kernel(graph, kernel, key):
-    """The njit dispatcher, compiled now for the graph's argument types; later calls never recompile."""
+    """The njit dispatcher, compiled now (or loaded from Numba's cache) for the graph's argument types."""
+    import numba
     module = load_module(key, kernel.source)
     fn = getattr(module, kernel.name)
     try:
-        dispatcher = numba.njit(argument_types(graph, kernel), cache=True, error_model="numpy", nogil=True)(fn)
+        dispatcher = numba.njit(argument_types(graph, kernel), cache=True, error_model="numpy", nogil=True,
+                                parallel=is_parallel(kernel))(fn)
     except numba.core.errors.NumbaError as error:
         raise GraphcError(f"internal error: the generated kernel for graph {graph.name} failed to compile "
                           f"(see f.source()): {str(error).splitlines()[0]}") from error
     dispatcher.disable_compile()
-    return dispatcher
+    loaded = sum(dispatcher.stats.cache_hits.values())
+    COUNTS["numba cache loads" if loaded else "numba compiles"] += 1
+    return dispatcher, "Numba's cache" if loaded else "compiled by Numba"
+
+
+def kernel_function(graph, kernel, key):
+    """(callable, where it came from, whether the binder must check types): the ahead-of-time module
+    when one was built for this key, else Numba (whose dispatcher checks types itself)."""
+    entry = None if is_parallel(kernel) else aot.load(key, kernel.name)
+    if entry is not None:
+        COUNTS["ahead-of-time imports"] += 1
+        return entry, "ahead-of-time module", True
+    dispatcher, where = compile_kernel(graph, kernel, key)
+    if not is_parallel(kernel) and aot.build_in_background(key):
+        where += "; ahead-of-time build started in the background"
+    return dispatcher, where, False
 
 
 def constant_arrays(graph, kernel):

@@ -13,9 +13,9 @@ and selects, which LLVM vectorizes:
 - log1p(x) = log(u) * x / (u - 1) with u = 1 + x (Goldberg's correction).
 Each is within ~1-2 ulp of the correctly rounded result (tests/test_scalar_math.py measures it over
 the whole range) and keeps IEEE semantics for NaN, +-Inf, 0 and denormals. Float32 arguments are
-computed in float32 (full vector width), everything else in float64. They are inlined into the kernel
-(Numba-level inlining), which must compile with error_model="numpy": Python's division-by-zero check
-is a branch that stops vectorization.
+computed in float32 (full vector width), everything else in float64. LLVM inlines them into the kernel's loops
+(Numba-level inlining is not needed and only slows compiles). Kernels must compile with
+error_model="numpy": Python's division-by-zero check is a branch that stops vectorization.
 
 `accumulate(acc, value)` is `acc + value` with LLVM's `reassoc` flag on that one addition: a loop that
 sums into `acc` then vectorizes (partial sums per lane), changing the summation order (a value change
@@ -96,25 +96,25 @@ DENORMAL_SCALE_64, DENORMAL_SCALE_32 = 2.0 ** 54, np.float32(2.0 ** 25)
 
 # ---- float64 ---------------------------------------------------------------------------------------
 
-@njit(inline="always")
+@njit
 def _pow2_64(k):
     """2^k for -1022 <= k <= 1023."""
     return _float_from_bits((k + 1023) << 52, 1.0)
 
 
-@njit(inline="always")
+@njit
 def _reduce_64(x):
     """k and expm1(r) for x = k ln2 + r (x already clamped to the finite range)."""
     k = math.floor(x * LOG2E_64 + 0.5)
     kf = float(k)
     r = (x - kf * LN2_HI_64) - kf * LN2_LO_64
-    p = EXPM1_64[0]
-    for c in EXPM1_64[1:]:
-        p = p * r + c
+    c = EXPM1_64
+    p = ((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]
+    p = (((((p * r + c[6]) * r + c[7]) * r + c[8]) * r + c[9]) * r + c[10]) * r + c[11]
     return k, r + r * r * p
 
 
-@njit(inline="always")
+@njit
 def _exp64(x):
     clamped = min(max(x, EXP_RANGE_64[0]), EXP_RANGE_64[1])
     k, q = _reduce_64(clamped)
@@ -123,7 +123,7 @@ def _exp64(x):
     return y if x == x else x
 
 
-@njit(inline="always")
+@njit
 def _expm1_64(x):
     clamped = min(max(x, EXPM1_LOW_64), EXP_RANGE_64[1])
     k, q = _reduce_64(clamped)
@@ -135,7 +135,7 @@ def _expm1_64(x):
     return x if x != x or x == 0.0 else y   # NaN, and zeros with their sign
 
 
-@njit(inline="always")
+@njit
 def _log64(x):
     tiny = x < SMALLEST_NORMAL_64
     scaled = x * DENORMAL_SCALE_64 if tiny else x
@@ -158,24 +158,23 @@ def _log64(x):
 
 # ---- float32 ---------------------------------------------------------------------------------------
 
-@njit(inline="always")
+@njit
 def _pow2_32(k):
     """2^k for -126 <= k <= 127."""
     return _float_from_bits((k + 127) << 23, ONE_32)
 
 
-@njit(inline="always")
+@njit
 def _reduce_32(x):
     k = math.floor(x * LOG2E_32 + HALF_32)
     kf = np.float32(k)
     r = (x - kf * LN2_HI_32) - kf * LN2_LO_32
-    p = EXPM1_32[0]
-    for c in EXPM1_32[1:]:
-        p = p * r + c
+    c = EXPM1_32
+    p = (((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) * r + c[6]
     return k, r + r * r * p
 
 
-@njit(inline="always")
+@njit
 def _exp32(x):
     clamped = min(max(x, EXP_RANGE_32[0]), EXP_RANGE_32[1])
     k, q = _reduce_32(clamped)
@@ -184,7 +183,7 @@ def _exp32(x):
     return y if x == x else x
 
 
-@njit(inline="always")
+@njit
 def _expm1_32(x):
     clamped = min(max(x, EXPM1_LOW_32), EXP_RANGE_32[1])
     k, q = _reduce_32(clamped)
@@ -196,7 +195,7 @@ def _expm1_32(x):
     return x if x != x or x == ZERO_32 else y
 
 
-@njit(inline="always")
+@njit
 def _log32(x):
     tiny = x < SMALLEST_NORMAL_32
     scaled = x * DENORMAL_SCALE_32 if tiny else x
@@ -229,40 +228,40 @@ def _float_version(impl64, impl32):
     return choose
 
 
-@njit(inline="always")
+@njit
 def _tanh64(x):
     e = _expm1_64(2.0 * min(abs(x), TANH_CLAMP_64))
     return math.copysign(e / (e + 2.0), x)
 
 
-@njit(inline="always")
+@njit
 def _tanh32(x):
     e = _expm1_32(TWO_32 * min(abs(x), TANH_CLAMP_32))
     return np.float32(math.copysign(e / (e + TWO_32), x))
 
 
-@njit(inline="always")
+@njit
 def _sigmoid64(x):
     e = _exp64(-abs(x))
     s = 1.0 / (1.0 + e)
     return s if x >= 0.0 else e * s if x == x else x
 
 
-@njit(inline="always")
+@njit
 def _sigmoid32(x):
     e = _exp32(-abs(x))
     s = ONE_32 / (ONE_32 + e)
     return s if x >= ZERO_32 else e * s if x == x else x
 
 
-@njit(inline="always")
+@njit
 def _log1p64(x):
     u = 1.0 + x
     y = x if u == 1.0 else _log64(u) * (x / (u - 1.0))
     return x if x == math.inf else y
 
 
-@njit(inline="always")
+@njit
 def _log1p32(x):
     u = ONE_32 + x
     y = x if u == ONE_32 else _log32(u) * (x / (u - ONE_32))
@@ -295,7 +294,7 @@ def sigmoid(x):
 
 for _stub, _impls in [(exp, (_exp64, _exp32)), (expm1, (_expm1_64, _expm1_32)), (log, (_log64, _log32)),
                       (log1p, (_log1p64, _log1p32)), (tanh, (_tanh64, _tanh32)), (sigmoid, (_sigmoid64, _sigmoid32))]:
-    overload(_stub, inline="always")(_float_version(*_impls))
+    overload(_stub)(_float_version(*_impls))
 
 
 @njit(inline="always", cache=True)

@@ -1,0 +1,188 @@
+"""Kernels compiled ahead of time into a CPython extension module, for warm starts without Numba.
+
+Loading a kernel from Numba's own cache still initializes Numba's compiler (its typing and target
+contexts, and SciPy's BLAS bindings): about half a second. A serial kernel is therefore also built,
+in a background process after its first compile, into `graphc_aot_<key>.<ext>` with numba.pycc, and
+later processes import that module instead (milliseconds; Numba itself is not imported). The module
+is built for this CPU with error_model="numpy" (as the JIT-compiled kernel). Its entry point unboxes
+arguments without checking their types, so the binder checks dtype, rank, layout and writability
+before calling it (see binder.py). Parallel kernels (prange) cannot be built this way; they warm-start
+from Numba's cache.
+
+    python -m graphc.runtime.aot   # build every queued kernel (what the background process runs)
+
+GRAPHC_AOT=0 turns the background builds off.
+"""
+import glob
+import importlib.machinery
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import cache
+
+STALE_LOCK_SECONDS = 600
+
+
+def module_name(key):
+    return f"graphc_aot_{key}"
+
+
+def built_path(key):
+    found = glob.glob(os.path.join(cache.cache_dir(), module_name(key) + ".*so")) + \
+        glob.glob(os.path.join(cache.cache_dir(), module_name(key) + ".*pyd"))
+    return found[0] if found else None
+
+
+def load(key, entry):
+    """The kernel's entry point from its ahead-of-time module, or None when there is none (yet)."""
+    target = built_path(key)
+    if target is None:
+        return None
+    name = module_name(key)
+    module = sys.modules.get(name)
+    if module is None:
+        try:
+            loader = importlib.machinery.ExtensionFileLoader(name, target)
+            spec = importlib.util.spec_from_file_location(name, target, loader=loader)
+            module = importlib.util.module_from_spec(spec)
+            loader.exec_module(module)
+        except (ImportError, OSError):
+            return None
+        sys.modules[name] = module
+    return getattr(module, entry, None)
+
+
+def enabled():
+    return os.environ.get("GRAPHC_AOT", "1") != "0"
+
+
+def pending_path(key):
+    return cache.path(key, ".building")
+
+
+BUILDER_LOCK = "graphc_aot_builder.lock"
+
+
+def build_in_background(key):
+    """Queue `key` for an ahead-of-time build and make sure one builder process runs (at low priority,
+    one kernel at a time, so a program compiling many graphs never floods the machine)."""
+    if built_path(key) or not enabled():
+        return False
+    try:
+        os.close(os.open(pending_path(key), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    if _claim_builder():
+        log = open(os.path.join(cache.cache_dir(), "graphc_aot_builder.log"), "ab")
+        env = dict(os.environ, GRAPHC_CACHE_DIR=cache.cache_dir())
+        subprocess.Popen([sys.executable, "-m", "graphc.runtime.aot"], stdin=subprocess.DEVNULL, stdout=log,
+                         stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        log.close()
+    return True
+
+
+def _claim_builder():
+    """True when no live builder holds the folder's lock (a stale lock, older than ten minutes, is broken)."""
+    lock = os.path.join(cache.cache_dir(), BUILDER_LOCK)
+    try:
+        if time.time() - os.path.getmtime(lock) > STALE_LOCK_SECONDS:
+            os.unlink(lock)
+    except OSError:
+        pass
+    try:
+        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+def wait_for_builds(timeout=300.0):
+    """Block until no build is queued or running in the cache folder (benchmarks and tests use this)."""
+    deadline = time.time() + timeout
+    folder = cache.cache_dir()
+    while (glob.glob(os.path.join(folder, "*.building")) or os.path.exists(os.path.join(folder, BUILDER_LOCK))) \
+            and time.time() < deadline:
+        time.sleep(0.05)
+
+
+def _numpy_error_model_flags():
+    """numba.pycc compiles with default flags; graphc's kernels need error_model="numpy" to vectorize."""
+    from numba.core.compiler import Flags
+
+    def flags():
+        made = Flags()
+        made.error_model = "numpy"
+        return made
+    return flags
+
+
+def build(key):
+    """Compile the cached kernel `key` into its extension module (atomically renamed into place)."""
+    import llvmlite.binding as llvm
+    import numba
+    import numba.pycc.compiler
+    from numba.pycc import CC
+
+    from .compile import argument_types
+    artifact = cache.load_artifact(key)
+    if artifact is None:
+        raise SystemExit(f"no cached kernel {key}")
+    graph, kernel = artifact["graph"], artifact["kernel"]
+    function = getattr(cache.load_module(key, kernel.source), kernel.name)
+    dispatcher = numba.njit(argument_types(graph, kernel), cache=True, error_model="numpy")(function)
+    signature = dispatcher.nopython_signatures[0]
+    numba.pycc.compiler.Flags = _numpy_error_model_flags()
+    folder = tempfile.mkdtemp(prefix=".aot-", dir=cache.cache_dir())
+    try:
+        cc = CC(module_name(key))
+        cc.output_dir = folder
+        cc.target_cpu = llvm.get_host_cpu_name()
+        cc.export(kernel.name, signature)(function)
+        cc.compile()
+        (built,) = glob.glob(os.path.join(folder, module_name(key) + ".*"))
+        os.replace(built, os.path.join(cache.cache_dir(), os.path.basename(built)))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main():
+    """The builder: build queued kernels one at a time; after releasing the lock, look once more, so a
+    kernel queued while the lock was being released is not left behind."""
+    os.nice(10)
+    while True:
+        try:
+            while _build_next():
+                pass
+        finally:
+            os.unlink(os.path.join(cache.cache_dir(), BUILDER_LOCK))
+        if not _queued() or not _claim_builder():
+            return
+
+
+def _queued():
+    return sorted(glob.glob(os.path.join(cache.cache_dir(), "graphc_*.building")), key=os.path.getmtime)
+
+
+def _build_next():
+    queued = _queued()
+    if not queued:
+        return False
+    key = os.path.basename(queued[0])[len("graphc_"):-len(".building")]
+    start = time.time()
+    try:
+        build(key)
+        print(f"built {module_name(key)} in {time.time() - start:.1f} s", flush=True)
+    except Exception as error:  # noqa: BLE001  a kernel that can't be built stays JIT-only
+        print(f"could not build {module_name(key)}: {type(error).__name__}: {error}", flush=True)
+    finally:
+        os.unlink(queued[0])
+    return True
+
+
+if __name__ == "__main__":
+    main()

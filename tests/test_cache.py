@@ -1,0 +1,123 @@
+"""The disk cache: a warm start in a new process compiles nothing, a miss says why, sizes never recompile."""
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.runtime import cache
+from graphc.runtime.compile import COUNTS
+
+PROGRAM = textwrap.dedent("""
+    import sys, json
+    import numpy as np
+    import graphc as gc
+    from graphc.runtime.compile import COUNTS
+    x = gc.tensor("x", (None, 3), "float64")
+    w = gc.tensor("w", (3,), "float64")
+    loss = gc.sum(gc.tanh(x @ w))
+    f = gc.compile([x, w], [loss, gc.grad(loss, w)], name="warm")
+    X, W = np.arange(6.0).reshape(2, 3) / 10, np.array([0.1, -0.2, 0.3])
+    value, grad = f(X, W)
+    try:
+        f(X.astype(np.float32), W)
+        wrong = "accepted"
+    except gc.CallError as error:
+        wrong = str(error)
+    from graphc.runtime import cache
+    print(json.dumps({"digest": cache.source_digest(), "env": cache.environment(), "info": f.cache_info(), "counts": dict(COUNTS), "numba": "numba" in sys.modules,
+                      "value": float(value), "grad": grad.tolist(), "wrong": wrong}))
+""")
+
+
+def run_program(folder, aot=True):
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(folder), NUMBA_CACHE_DIR=str(folder / "numba"),
+               GRAPHC_AOT="1" if aot else "0")
+    done = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    import json
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def expected():
+    X, W = np.arange(6.0).reshape(2, 3) / 10, np.array([0.1, -0.2, 0.3])
+    t = np.tanh(X @ W)
+    return t.sum(), X.T @ (1 - t * t)
+
+
+def test_warm_start_in_a_new_process_compiles_nothing(tmp_path):
+    cold = run_program(tmp_path)
+    assert cold["info"]["status"] == "miss" and cold["info"]["reason"] == "first compile of this graph"
+    assert cold["counts"] == {"numba compiles": 1}
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path))
+    subprocess.run([sys.executable, "-c", "from graphc.runtime import aot; aot.wait_for_builds()"], env=env, check=True)
+    warm = run_program(tmp_path)
+    assert warm["info"]["status"] == "hit", (warm, cold)
+    assert warm["info"]["kernel"] == "ahead-of-time module"
+    assert warm["counts"] == {"ahead-of-time imports": 1} and not warm["numba"]
+    value, grad = expected()
+    for run in (cold, warm):
+        assert run["value"] == pytest.approx(value, rel=1e-13) and np.allclose(run["grad"], grad, rtol=1e-13)
+        assert "float32" in run["wrong"] and "float64" in run["wrong"]  # the binder checks what the module won't
+
+
+def test_without_the_ahead_of_time_module_numba_cache_serves(tmp_path):
+    run_program(tmp_path, aot=False)
+    warm = run_program(tmp_path, aot=False)
+    assert warm["info"]["status"] == "hit" and warm["info"]["kernel"] == "Numba's cache"
+    assert warm["counts"] == {"numba cache loads": 1}
+
+
+def test_a_miss_says_which_input_changed_and_logs_the_recompile(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+
+    def build(dtype):
+        v = gc.tensor("v", (None,), dtype)
+        return gc.compile([v], gc.sum(v * v), name="changing")
+    assert build("float32").cache_info()["reason"] == "first compile of this graph"
+    with caplog.at_level(logging.WARNING, logger="graphc"):
+        again = build("float64")
+    assert again.cache_info()["status"] == "miss"
+    assert again.cache_info()["reason"] == "input v changed float32 -> float64"
+    assert "recompiling changing: input v changed float32 -> float64" in caplog.text
+    assert build("float64").cache_info()["status"] == "hit"
+
+
+def test_no_recompile_across_batch_sizes(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    X = gc.tensor("X", (None, 5), "float32")
+    labels = gc.tensor("labels", (None,), "int64")
+    W = gc.tensor("W", (5, 3), "float32")
+    loss = -gc.mean(gc.take_along_axis(gc.log_softmax(gc.relu(X @ W), axis=1), labels[:, None], axis=1))
+    step = gc.compile([X, labels, W], loss, updates={W: W - 0.1 * gc.grad(loss, W)}, name="batches")
+    before = dict(COUNTS)
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 256, 10_000):
+        x, y = rng.standard_normal((n, 5)).astype(np.float32), rng.integers(0, 3, n)
+        w = rng.standard_normal((5, 3)).astype(np.float32)
+        z = np.maximum(x @ w, 0)
+        z = z - z.max(axis=1, keepdims=True)
+        want = np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(n), y])
+        assert float(step(x, y, w)) == pytest.approx(want, rel=1e-4)
+    assert dict(COUNTS) == before
+
+
+def test_key_ignores_locations_but_not_constants():
+    def lowered(scale):
+        x = gc.tensor("x", (3,), "float64")
+        return gc.lower([x * gc.constant(np.full(3, scale))], [x])
+    config = "same"
+    a, b, c = lowered(2.0), lowered(2.0), lowered(3.0)
+    assert cache.make_key(cache.canonical_text(a), config) == cache.make_key(cache.canonical_text(b), config)
+    assert cache.make_key(cache.canonical_text(a), config) != cache.make_key(cache.canonical_text(c), config)
+
+
+def test_writes_are_atomic(tmp_path):
+    target = tmp_path / "file.bin"
+    cache.write_atomic(str(target), b"one")
+    cache.write_atomic(str(target), b"two")
+    assert target.read_bytes() == b"two" and os.listdir(tmp_path) == ["file.bin"]
