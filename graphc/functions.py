@@ -2,9 +2,23 @@
 import builtins
 import numbers
 
-from .errors import GraphcError, ShapeError
+from .errors import DTypeError, GradientError, ShapeError, describe
+from .loc import user_location
 from .tensor import Tensor, apply, as_tensors, constant, input_tensor
 from .types import Dim, canonical_dtype, resolve
+
+
+def _fail(error_class, op, operands, detail):
+    """Raise a declaration-time error naming the op, the operand types and the user's line."""
+    raise error_class(describe(op, [t.type for t in operands if isinstance(t, Tensor)], user_location(), detail))
+
+
+def _dtype(dtype, op, operands=()):
+    """A supported dtype's canonical name, or a DTypeError naming the op and the user's line."""
+    try:
+        return canonical_dtype(dtype)
+    except DTypeError as error:
+        _fail(DTypeError, op, operands, str(error))
 
 
 def tensor(name, shape, dtype="float32"):
@@ -27,9 +41,12 @@ def _unary(op):
 
 exp, log, sqrt, tanh, sigmoid, relu, sign, softplus = map(_unary, ["exp", "log", "sqrt", "tanh", "sigmoid", "relu", "sign", "softplus"])
 negative = _unary("neg")
+relu.__doc__ = "max(x, 0) elementwise; its gradient at exactly 0 is 0."
+sign.__doc__ = "-1, 0 or 1 elementwise (NaN stays NaN); its gradient is 0."
 
 
 def abs(x):
+    """|x| elementwise; its gradient is sign(x), so 0 at 0."""
     return apply("abs", x)
 
 
@@ -38,8 +55,18 @@ def subtract(a, b): return apply("sub", a, b)
 def multiply(a, b): return apply("mul", a, b)
 def divide(a, b): return apply("div", a, b)
 def power(a, b): return apply("pow", a, b)
-def maximum(a, b): return apply("maximum", a, b)
-def minimum(a, b): return apply("minimum", a, b)
+
+
+def maximum(a, b):
+    """Elementwise max; the gradient goes to the larger operand, half to each at a tie."""
+    return apply("maximum", a, b)
+
+
+def minimum(a, b):
+    """Elementwise min; the gradient goes to the smaller operand, half to each at a tie."""
+    return apply("minimum", a, b)
+
+
 def less(a, b): return apply("lt", a, b)
 def less_equal(a, b): return apply("le", a, b)
 def greater(a, b): return apply("gt", a, b)
@@ -55,13 +82,14 @@ def where(cond, a, b):
 
 
 def clip(x, lo, hi):
-    """`min(max(x, lo), hi)`; the gradient passes inside [lo, hi], ends included."""
+    """`min(max(x, lo), hi)`; the gradient goes to x inside [lo, hi], ends included, else to the bound that won."""
     x, lo, hi = as_tensors([x, lo, hi])
     return apply("clip", x, lo, hi)
 
 
 def cast(x, dtype):
-    return apply("cast", x, dtype=canonical_dtype(dtype))
+    """x converted to `dtype`; float to float casts pass the gradient, casts to int or bool don't."""
+    return apply("cast", x, dtype=_dtype(dtype, "cast", [x]))
 
 
 def matmul(a, b):
@@ -90,11 +118,9 @@ def normalize_axes(axis, ndim, op):
 def _reduce(op, x, axis, keepdims):
     (x,) = as_tensors([x])
     try:
-        axes = normalize_axes(axis, x.ndim, op) if x.ndim else ()
+        axes = normalize_axes(axis, x.ndim, op) if x.ndim or axis not in (None, ()) else ()
     except ShapeError as error:
-        from .errors import describe
-        from .loc import user_location
-        raise ShapeError(describe(op, [x.type], user_location(), str(error).split(": ", 1)[1])) from None
+        _fail(ShapeError, op, [x], str(error).split(": ", 1)[1])
     return apply(op, x, axes=axes, keepdims=bool(keepdims))
 
 
@@ -127,15 +153,11 @@ def log_softmax(x, axis=-1):
 
 
 def _one_axis(axis, x, op):
-    if not isinstance(axis, numbers.Integral):
-        raise ShapeError(f"{op}: axis must be an int, got {axis!r}")
-    return int(axis) % x.ndim if x.ndim and -x.ndim <= axis < x.ndim else _axis_error(op, axis, x)
-
-
-def _axis_error(op, axis, x):
-    from .errors import describe
-    from .loc import user_location
-    raise ShapeError(describe(op, [x.type], user_location(), f"axis {axis} is out of range for a rank-{x.ndim} tensor"))
+    if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+        _fail(ShapeError, op, [x], f"axis must be an int, got {axis!r}")
+    if not (x.ndim and -x.ndim <= axis < x.ndim):
+        _fail(ShapeError, op, [x], f"axis {axis} is out of range for a rank-{x.ndim} tensor")
+    return int(axis) % x.ndim
 
 
 def reshape(x, shape):
@@ -146,9 +168,14 @@ def reshape(x, shape):
 
 
 def transpose(x, axes=None):
+    """NumPy's transpose: axes=None reverses them; negative axes count from the end."""
     (x,) = as_tensors([x])
-    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % builtins.max(x.ndim, 1) for a in axes)
-    return apply("transpose", x, axes=axes)
+    if axes is None:
+        return apply("transpose", x, axes=tuple(reversed(range(x.ndim))))
+    axes = tuple(axes)
+    if len(axes) != x.ndim or not all(isinstance(a, numbers.Integral) and -x.ndim <= a < x.ndim for a in axes):
+        _fail(ShapeError, "transpose", [x], f"axes {axes} are not a permutation of a rank-{x.ndim} tensor's axes")
+    return apply("transpose", x, axes=tuple(int(a) % x.ndim for a in axes))
 
 
 def broadcast_to(x, shape):
@@ -159,28 +186,48 @@ def broadcast_to(x, shape):
 def concatenate(tensors, axis=0):
     tensors = as_tensors(list(tensors))
     if not tensors:
-        raise GraphcError("concatenate needs at least one tensor")
-    return apply("concatenate", *tensors, axis=int(axis))
+        _fail(ShapeError, "concatenate", [], "needs at least one tensor")
+    return apply("concatenate", *tensors, axis=_int(axis, "concatenate", "axis", tensors))
+
+
+def _int(value, op, what, operands):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        _fail(ShapeError, op, operands, f"{what} must be an int, got {value!r}")
+    return int(value)
 
 
 def take_along_axis(x, indices, axis):
     """NumPy's take_along_axis: pick, e.g., each row's correct-class score by an integer label."""
-    return apply("take_along_axis", x, indices, axis=int(axis))
+    return apply("take_along_axis", x, indices, axis=_int(axis, "take_along_axis", "axis", [x, indices]))
 
 
 def one_hot(labels, depth, dtype="float32"):
-    return apply("one_hot", labels, depth=int(depth), dtype=canonical_dtype(dtype))
+    """1 where the last axis equals the label, else 0 (labels outside [0, depth) give a row of zeros)."""
+    return apply("one_hot", labels, depth=_int(depth, "one_hot", "depth", [labels]), dtype=_dtype(dtype, "one_hot", [labels]))
 
 
 def getitem(x, index):
+    """Basic indexing: ints, slices (any step), None and Ellipsis; the gradient scatters back."""
     from .ops.movement import normalize_index
-    return apply("getitem", x, index=normalize_index(index, x.type))
+    (x,) = as_tensors([x])
+    try:
+        normal = normalize_index(index, x.type)
+    except ShapeError as error:
+        _fail(ShapeError, "getitem", [x], str(error))
+    return apply("getitem", x, index=normal)
 
 
 def grad(y, wrt):
-    """Symbolic gradients of scalar `y` with respect to each tensor of `wrt` (a list, or one tensor)."""
-    single = isinstance(wrt, Tensor)
+    """Symbolic gradients of scalar `y` with respect to each tensor of `wrt` (a list, or one tensor).
+
+    Ties: max splits the gradient equally among tied maxima; maximum/minimum give half to each operand
+    at a tie; relu and abs have gradient 0 at 0; clip passes it to x at its ends (x == lo or x == hi).
+    """
+    single = not isinstance(wrt, (list, tuple))
     targets = [wrt] if single else list(wrt)
+    for target in [y] + targets:
+        if not isinstance(target, Tensor):
+            _fail(GradientError, "grad", [], f"expects graphc tensors, got {type(target).__name__} {target!r}")
     grads = [apply("grad", y, t) for t in targets]
     return grads[0] if single else grads
 

@@ -3,10 +3,10 @@ import numbers
 
 import numpy as np
 
-from .errors import GraphcError, describe
+from .errors import DTypeError, GraphcError, ShapeError, describe
 from .loc import user_location
 from .ops.registry import get as get_op
-from .types import Dim, TensorType, canonical_dtype, is_float
+from .types import Dim, TensorType, canonical_dtype, is_float, transaction
 
 
 class Tensor:
@@ -40,7 +40,9 @@ class Tensor:
         return f"<graphc.Tensor {label}: {self.type}>"
 
     def __bool__(self):
-        raise GraphcError(f"a symbolic tensor has no truth value ({self!r}); use gc.where for choices")
+        where = f" (made at {self.loc})" if self.loc else ""
+        raise GraphcError(f"a symbolic tensor has no truth value: {self!r}{where}, used at {user_location()}; "
+                          "use gc.where for choices")
 
     # arithmetic
     def __add__(self, other): return apply("add", self, other)
@@ -65,6 +67,7 @@ class Tensor:
     def __gt__(self, other): return apply("gt", self, other)
     def __ge__(self, other): return apply("ge", self, other)
     def __eq__(self, other): return apply("eq", self, other)
+    def __ne__(self, other): return apply("ne", self, other)
 
     def __getitem__(self, index):
         from .functions import getitem
@@ -145,10 +148,15 @@ def as_tensors(values):
 def apply(op_name, *operands, **attrs):
     """Build a node: check the op's shape/dtype rule, record the user's line."""
     op = get_op(op_name)
-    inputs = as_tensors(operands)
+    try:
+        inputs = as_tensors(operands)
+    except GraphcError as error:
+        known = [t.type for t in operands if isinstance(t, Tensor)]
+        raise type(error)(describe(op_name, known, user_location(), str(error))) from None
     types = [t.type for t in inputs]
     try:
-        out_type = op.infer(types, **attrs)
+        with transaction():
+            out_type = op.infer(types, **attrs)
     except GraphcError as error:
         raise type(error)(describe(op_name, types, user_location(), str(error))) from None
     return Tensor(op_name, inputs, attrs, out_type, user_location())
@@ -157,14 +165,20 @@ def apply(op_name, *operands, **attrs):
 def input_tensor(name, shape, dtype):
     """A named input; `None` sizes become call-time `Dim`s."""
     if not isinstance(name, str) or not name:
-        raise GraphcError(f"an input needs a non-empty string name, got {name!r}")
+        raise GraphcError(f"an input needs a non-empty string name, got {name!r} (at {user_location()})")
+    try:
+        dtype = canonical_dtype(dtype)
+    except DTypeError as error:
+        raise DTypeError(f"input {name!r}: {error} (at {user_location()})") from None
+    if isinstance(shape, numbers.Integral):
+        shape = (shape,)
     shape = () if shape is None else tuple(shape)
     sizes = []
     for axis, size in enumerate(shape):
         if size is None:
             sizes.append(Dim(f"{name}.shape[{axis}]"))
-        elif isinstance(size, numbers.Integral) and size >= 0:
+        elif isinstance(size, numbers.Integral) and not isinstance(size, bool) and size >= 0:
             sizes.append(int(size))
         else:
-            raise GraphcError(f"input {name!r}: shape {shape} must hold non-negative ints or None")
-    return Tensor("input", (), {"name": name}, TensorType(sizes, canonical_dtype(dtype)), user_location())
+            raise ShapeError(f"input {name!r}: shape {shape} must hold non-negative ints or None (at {user_location()})")
+    return Tensor("input", (), {"name": name}, TensorType(sizes, dtype), user_location())

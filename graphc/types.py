@@ -68,19 +68,43 @@ def resolve_shape(shape):
     return tuple(resolve(s) for s in shape)
 
 
+_journals = []  # open transactions: lists of (dim, attribute, old value)
+
+
+class transaction:
+    """Unifications made inside are undone if the block raises, so a rejected op leaves no trace."""
+
+    def __enter__(self):
+        _journals.append([])
+
+    def __exit__(self, error_type, error, traceback):
+        journal = _journals.pop()
+        if error_type is not None:
+            for dim, attribute, old in reversed(journal):
+                setattr(dim, attribute, old)
+        elif _journals:
+            _journals[-1].extend(journal)
+
+
+def _set(dim, attribute, value):
+    if _journals:
+        _journals[-1].append((dim, attribute, getattr(dim, attribute)))
+    setattr(dim, attribute, value)
+
+
 def unify(a, b):
     """Make sizes a and b equal; return the unified size, or None when they can't be."""
     a, b = resolve(a), resolve(b)
     if a is b or a == b and not isinstance(a, Dim):
         return a
     if isinstance(a, Dim) and isinstance(b, Dim):
-        b._parent = a
+        _set(b, "_parent", a)
         return a
     if isinstance(a, Dim):
-        a._value = b
+        _set(a, "_value", b)
         return b
     if isinstance(b, Dim):
-        b._value = a
+        _set(b, "_value", a)
         return a
     return None
 

@@ -145,9 +145,9 @@ register(OpDef("logsumexp", _logsumexp_infer, _logsumexp_numpy, vjp=_logsumexp_v
 def _grad_infer(types):
     y, x = types
     if y.ndim != 0 or not is_float(y.dtype):
-        raise GradientError(f"gc.grad needs a float scalar to differentiate, got {y.text()}; reduce it first (gc.sum, gc.mean)")
+        raise GradientError(f"needs a float scalar to differentiate, got {y.text()}; reduce it first (gc.sum, gc.mean)")
     if not is_float(x.dtype):
-        raise GradientError(f"no gradient with respect to a {x.dtype} tensor: only float tensors have gradients")
+        raise GradientError(f"no gradient with respect to an {x.dtype} tensor: only float tensors have gradients")
     return x
 
 

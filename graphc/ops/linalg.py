@@ -10,9 +10,9 @@ from .registry import OpDef, register
 def _matmul_infer(types):
     a, b = types
     if not (is_float(a.dtype) and a.dtype == b.dtype):
-        raise DTypeError("matmul needs two float32 or two float64 operands")
+        raise DTypeError("needs two float32 or two float64 operands")
     if not (1 <= a.ndim <= 2 and 1 <= b.ndim <= 2):
-        raise ShapeError("matmul supports rank-1 and rank-2 operands")
+        raise ShapeError("supports rank-1 and rank-2 operands")
     inner_a = a.shape[-1]
     inner_b = b.shape[0]
     if unify(inner_a, inner_b) is None:

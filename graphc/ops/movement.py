@@ -38,7 +38,7 @@ def _reshape_infer(types, shape):
     (t,) = types
     shape = [resolve(s) for s in shape]
     if sum(1 for s in shape if s == -1 and not isinstance(s, Dim)) > 1:
-        raise ShapeError(f"reshape to {shape}: only one size may be -1")
+        raise ShapeError(f"reshape to {tuple(shape)}: only one size may be -1")
     known = [s for s in shape if isinstance(s, Dim) or s != -1]
     if any(not isinstance(s, Dim) and s < 0 for s in known):
         raise ShapeError(f"reshape to {tuple(shape)}: sizes must be non-negative or -1")
@@ -151,7 +151,7 @@ def _concatenate_infer(types, axis):
         if t.ndim != first.ndim or any(unify(a, b) is None for k, (a, b) in enumerate(zip(first.shape, t.shape)) if k != axis):
             raise ShapeError(f"sizes differ off axis {axis}")
     if len({t.dtype for t in types}) > 1:
-        raise DTypeError("concatenate needs one dtype")
+        raise DTypeError("all operands need one dtype")
     sizes = [t.shape[axis] for t in types]
     dims = [s for s in sizes if isinstance(s, Dim)]
     static = sum(s for s in sizes if not isinstance(s, Dim))
@@ -185,8 +185,10 @@ def _take_infer(types, axis):
     x, idx = types
     if idx.dtype not in ("int32", "int64"):
         raise DTypeError("indices must be int32 or int64")
-    if x.ndim != idx.ndim or not -x.ndim <= axis < x.ndim:
-        raise ShapeError(f"indices must have the rank of x ({x.ndim}) and axis {axis} must be in range")
+    if x.ndim != idx.ndim:
+        raise ShapeError(f"indices must have the rank of x ({x.ndim}), not {idx.ndim}")
+    if not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"axis {axis} is out of range for a rank-{x.ndim} tensor")
     axis %= x.ndim
     shape = []
     for k, (a, b) in enumerate(zip(x.shape, idx.shape)):
@@ -268,7 +270,7 @@ register(OpDef("scatter_add_along_axis", _scatter_infer, _scatter_numpy,
 def _one_hot_infer(types, depth, dtype):
     (t,) = types
     if t.dtype not in ("int32", "int64"):
-        raise DTypeError(f"one_hot labels must be int32 or int64, not {t.dtype}")
+        raise DTypeError(f"labels must be int32 or int64, not {t.dtype}")
     if depth <= 0:
         raise ShapeError(f"depth must be positive, got {depth}")
     return TensorType(t.shape + (depth,), dtype)
