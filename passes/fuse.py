@@ -65,7 +65,7 @@ def _space(graph, root):
 def _grow(graph, root, index):
     """The group rooted at `root`: producers joined, users before producers, while the rules allow."""
     space, roots = _space(graph, root), set(graph.roots())
-    members, seen = {root}, {root}
+    members, moved, seen = {root}, {root}, {root}
     frontier = [(-index[a], a) for a in set(graph.args(root))]
     heapq.heapify(frontier)
     while frontier:
@@ -73,20 +73,30 @@ def _grow(graph, root, index):
         if p in seen:
             continue
         seen.add(p)
-        if _joins(graph, p, members, space, roots) and _convex(graph, members, p, index):
+        how = _joins(graph, p, moved, space, roots)
+        if how and _convex(graph, members, p, index):
             members.add(p)
+            if how == "moved":
+                moved.add(p)
             for a in set(graph.args(p)):
                 heapq.heappush(frontier, (-index[a], a))
     return members
 
 
-def _joins(graph, p, members, space, roots):
+def _joins(graph, p, moved, space, roots):
+    """"moved" when only moved members read p; "copied" when p is cheap to recompute; else None.
+
+    A copied member's original stays for its other readers, so it still reads its own operands:
+    only readers that move with the group let an operand move too.
+    """
     if not _elementwise(graph, p) or p in roots or not same_shape(graph.type(p).shape, space):
-        return False
+        return None
     users = graph.users(p)
-    if all(u in members for u in users):
-        return True  # read only inside the group: moves in
-    return OPS[graph.op(p)].cost <= CHEAP and all(_elementwise(graph, u) or graph.op(u) in REDUCERS for u in users)
+    if all(u in moved for u in users):
+        return "moved"
+    if OPS[graph.op(p)].cost <= CHEAP and all(_elementwise(graph, u) or graph.op(u) in REDUCERS for u in users):
+        return "copied"
+    return None
 
 
 def _convex(graph, members, p, index):

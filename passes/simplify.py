@@ -56,7 +56,8 @@ def _same_count_operand(m):
     want = _counted_sizes(m.x.type, m.axes)
     for operand in m.operands("x"):
         have = _counted_sizes(operand.type, m.axes)
-        if have is not None and operand.ndim == m.x.ndim and all(a is b or a == b for a, b in zip(have, want)):
+        if (have is not None and operand.ndim == m.x.ndim and operand.dtype.startswith("float")
+                and all(a is b or a == b for a, b in zip(have, want))):
             return operand
     return None
 

@@ -111,3 +111,15 @@ def test_fusion_ends_in_one_reduction_and_keeps_values():
     for got, want in zip(f(X), reference([y, gc.grad(gc.sum(y), x)], [x], X)):
         np.testing.assert_allclose(got, want, rtol=2e-6)
     assert kernel_loops(f.source()) == 6  # mean, tanh, fused sum, the add, N*1 and the fused backward
+
+
+def test_backward_reads_only_the_saved_expensive_values():
+    """W3's chain: the backward reads the inputs and the saved sigmoid, tanh and exp, nothing else."""
+    x, y = gc.tensor("x", (None,), "float32"), gc.tensor("y", (None,), "float32")
+    loss = gc.sum(gc.sigmoid(x * y + 0.5) * gc.tanh(x) + gc.exp(-x * x))
+    graph = optimized([loss] + gc.grad(loss, [x, y]), [x, y]).graph
+    forward = {n for n in graph.g.nodes if graph[n]["phase"] == "forward" and graph.op(n) != "input"}
+    read = {a for n in graph.g.nodes if graph[n]["phase"] == "backward" for a in graph.args(n) if a in forward}
+    texts = sorted(graph.attrs(n)["body"].text() if graph.op(n) == "fused" else graph.op(n) for n in read)
+    assert texts == ["exp(-i0*i0)", "sigmoid(i0*i1+0.5)", "tanh"], texts
+    assert len([n for n in graph.g.nodes if graph[n]["phase"] == "backward" and graph.op(n) == "fused"]) == 2

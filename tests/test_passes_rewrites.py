@@ -182,3 +182,13 @@ def test_size_of_counts_an_operand_so_the_value_can_fuse():
     assert "size-of-operand" in result.report()
     (size,) = result.graph.nodes_with("size_of")
     assert result.graph.args(size) == (result.graph.inputs[0],)
+
+
+def test_size_of_never_counts_an_integer_operand():
+    """size_of needs a float operand: a picked value's count must not move to the int labels."""
+    from passes_helpers import optimized
+    x, labels = gc.tensor("x", (None, 3), "float64"), gc.tensor("labels", (None,), "int64")
+    picked = gc.take_along_axis(x, labels[:, None], 1)
+    result = optimized([gc.grad(gc.mean(picked), x)], [x, labels])
+    for node in result.graph.nodes_with("size_of"):
+        assert result.graph.type(result.graph.args(node)[0]).dtype == "float64"
