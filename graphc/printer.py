@@ -34,7 +34,8 @@ def format_graph(graph, show_loc=True):
         if data["phase"] != phase:
             phase = data["phase"]
             body.append((f"  # {phase}", None))
-        body.append((_node_text(graph, node, names, dim_text), _comment(graph, node) if show_loc else None))
+        body.append((_node_text(graph, node, names, dim_text) + _buffer_note(graph, node),
+                     _comment(graph, node) if show_loc else None))
     width = max((len(text) for text, comment in body if comment), default=0)
     for text, comment in body:
         lines.append(f"{text:<{width}}  # {comment}" if comment else text)
@@ -61,3 +62,9 @@ def _comment(graph, node):
         op = data.get("origin_op") or (graph.op(origin) if origin in graph else "?")  # the op as the user wrote it
         return f"grad of {op}" + (f" at {data['loc']}" if data["loc"] else "")
     return data["loc"]
+
+
+def _buffer_note(graph, node):
+    """The memory plan's reuse, when there is one: this node writes into %k's dead array."""
+    donor = graph[node].get("reuses")
+    return f" [buffer of %{donor}]" if donor is not None else ""

@@ -21,6 +21,8 @@ from graphc.types import Dim, resolve
 
 VIEW_OPS = ("reshape", "transpose", "getitem")
 RECEIVERS = ("broadcast_to", "softmax", "log_softmax", "take_along_axis")
+# ops whose kernel code always returns a new array; any other op might return (a view of) an operand
+FRESH = RECEIVERS + ("matmul", "concatenate", "one_hot", "index_grad", "scatter_add_along_axis", "logsumexp")
 
 
 def plan_memory(graph):
@@ -57,11 +59,18 @@ def _owners(graph, order):
         op = graph.op(n)
         if op in VIEW_OPS:
             owner[n] = owner.get(graph.args(n)[0])
-        elif graph.type(n).ndim > 0 and OPS[op].kind != "source":
+        elif graph.type(n).ndim > 0 and (op in FRESH or op == "fused" or OPS[op].kind in ("elementwise", "reduce")):
             owner[n] = n
         else:
             owner[n] = None
     return owner
+
+
+def _unknown_aliasing(graph, n):
+    """An op not known to allocate, with an array result: it may alias its operands."""
+    op = graph.op(n)
+    return graph.type(n).ndim > 0 and OPS[op].kind != "source" and op not in VIEW_OPS and op not in FRESH \
+        and op != "fused" and OPS[op].kind not in ("elementwise", "reduce")
 
 
 def _last_reads(graph, order, owner):
@@ -74,6 +83,11 @@ def _last_reads(graph, order, owner):
     for root in graph.roots():
         if owner.get(root) is not None:
             last[owner[root]] = math.inf
+    for n in order:  # whatever an unknown op reads might live on in its result: never reuse it
+        if _unknown_aliasing(graph, n):
+            for a in graph.args(n):
+                if owner.get(a) is not None:
+                    last[owner[a]] = math.inf
     return last
 
 

@@ -72,3 +72,21 @@ def test_compiled_optimized_graph_matches_unoptimized_interpreter(disabled, plan
     want = reference(outputs, inputs, *args)
     assume(all(np.all(np.isfinite(w)) for w in want))
     close(gc.compile(inputs, outputs, disable=disabled)(*args), want)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps, st.integers(0, 2 ** 16))
+def test_fusion_alone_never_creates_a_cycle_and_keeps_values(plan, seed):
+    import networkx as nx
+    from graphc import passes
+    inputs, outputs = build(plan)
+    before_fusion = optimized(outputs, inputs, disable=["fuse_elementwise", "plan_memory"]).graph
+    fused = passes.fuse_elementwise(before_fusion)
+    assert nx.is_directed_acyclic_graph(fused.g)
+    fused.verify(gc.ops.OPS)
+    args = arrays(seed)
+    with np.errstate(all="ignore"):
+        want = gc.interpret(before_fusion, *args)[0]
+        got = gc.interpret(fused, *args)[0]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14, equal_nan=True)
