@@ -12,6 +12,7 @@ from .tensor import Tensor, constant
 from .compiler import compile
 from .check import check_grad
 from .interpret import interpret
+from graphc.runtime.threads import get_num_threads, set_num_threads
 from .lower import lower
 
 __all__ = [name for name in dir() if not name.startswith("_")]

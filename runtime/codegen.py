@@ -16,8 +16,14 @@ from graphc.types import Dim, resolve, same_shape
 
 PRELUDE = """\
 import numpy as np
-from graphc.runtime.scalar_math import exp, log, tanh, sqrt, log1p, expm1, slice_length
+from numba import prange
+from graphc.runtime.scalar_math import exp, log, tanh, sqrt, log1p, expm1, slice_length, accumulate, parallel_chunks
 """
+# A flat loop runs in parallel (chunks over threads, see scalar_math.parallel_chunks) when it has at
+# least this many elements known at compile time, or when its whole size is given at call time (the
+# chunking then keeps small calls on one chunk). Loops over a call-time batch times fixed sizes (an
+# MLP's layers) stay serial: those kernels keep their ahead-of-time warm start (runtime/aot.py).
+PARALLEL_MIN_ELEMENTS = 1 << 20
 
 
 @dataclass
@@ -198,28 +204,66 @@ def loop_lines(ctx, node, space, arrays, store, flat_ok=True):
         if len(space) > 1:
             setup += [f"{ctx.var(n)}_flat = {ctx.var(n)}.reshape(-1)" for n in viewed]
         size = " * ".join(f"({d})" if not d.isidentifier() and not d.isdigit() else d for d in dims)
+        if runs_in_parallel(space):
+            return setup, parallel_head(ctx, node, size, viewed, view), "        ", (lambda n: f"{ctx.var(n)}_c[i]"), None
         return setup, [f"for i in range({size}):"], "    ", (lambda n: f"{view(n)}[i]"), None
     names = [f"i{k}" for k in range(len(space))]
     head, ind = ctx.nest(dims, names)
     return setup, head, ind, (lambda n: ctx.at_shape(n, space, names) if n != node else f"{ctx.var(n)}[{', '.join(names)}]"), names
 
 
+def parallel_head(ctx, node, size, viewed, view):
+    """A flat loop split into chunks run by prange; each chunk loops over slices of the arrays (a loop
+    over a slice vectorizes; one indexing the whole array between computed bounds did not).
+    The first two lines go before the loop, the third is the prange header."""
+    chunks, step = f"chunks{node}", f"step{node}"
+    return ([f"{chunks} = parallel_chunks({size})", f"{step} = ({size} + {chunks} - 1) // {chunks}",
+             f"for c in prange({chunks}):", f"    lo = c * {step}", f"    hi = min(lo + {step}, {size})"]
+            + [f"    {ctx.var(n)}_c = {view(n)}[lo:hi]" for n in viewed] + ["    for i in range(hi - lo):"])
+
+
+def runs_in_parallel(space):
+    static = 1
+    for size in space:
+        static *= 1 if isinstance(resolve(size), Dim) else size
+    return static >= PARALLEL_MIN_ELEMENTS or all(isinstance(resolve(size), Dim) for size in space)
+
+
 def _reduce_lines(ctx, node, step, reducer, space, setup, head, ind, body, value, names):
-    """Accumulate `value` over the loop: into a scalar (in float64 for float32) or into the kept positions."""
+    """Accumulate `value` over the loop: into a scalar (in float64 for float32) or into the kept positions.
+
+    A float sum into a scalar adds with scalar_math.accumulate (reassociable), so the loop vectorizes;
+    a parallel one sums per chunk, then the chunks' partial sums in order. Both change the order of
+    the additions (a value change within rounding, the same for any thread count).
+    """
     init, combine, averaged = reducer
     attrs, dtype, out = dict(step.attrs), ctx.type(node).dtype, ctx.var(node)
     dims = [ctx.size(s) for s in space]
     count = "(" + (" * ".join(dims[a] for a in attrs["axes"]) or "1") + ")"
     if ctx.type(node).ndim == 0:
         acc_dtype = "float64" if dtype == "float32" else dtype
+        if step.op in ("sum", "mean") and acc_dtype.startswith("float"):
+            combine = lambda acc, v: f"accumulate({acc}, np.{acc_dtype}({v}))"  # noqa: E731
         total = f"acc / {count}" if averaged else "acc"
-        return (setup + [f"acc = {ctx.const(init(dtype), acc_dtype)}"] + head + body
+        start = ctx.const(init(dtype), acc_dtype)
+        if len(head) > 2 and "prange(" in head[2]:
+            return _parallel_scalar_reduce(node, setup, head, ind, body, value, combine, start, acc_dtype) + \
+                [f"{out} = np.{dtype}({total})"]
+        return (setup + [f"acc = {start}"] + head + body
                 + [f"{ind}acc = {combine('acc', value)}", f"{out} = np.{dtype}({total})"])
     kept = [("0" if attrs["keepdims"] else None) if k in attrs["axes"] else names[k] for k in range(len(space))]
     target = f"{out}[{', '.join(i for i in kept if i is not None)}]"
     lines = [f"{out} = np.full({ctx.shape(node)}, {ctx.const(init(dtype), dtype)}, np.{dtype})"]
     lines += setup + head + body + [f"{ind}{target} = {combine(target, value)}"]
     return lines + ([f"{out} /= {count}"] if averaged else [])
+
+
+def _parallel_scalar_reduce(node, setup, head, ind, body, value, combine, start, acc_dtype):
+    """Per-chunk partial sums in parallel, then their total in chunk order."""
+    chunks, partial, acc = head[0].split(" = ")[0], f"partial{node}", f"acc{node}"
+    return (setup + head[:2] + [f"{partial} = np.empty({chunks}, np.{acc_dtype})", head[2], f"    {acc} = {start}"]
+            + head[3:] + body + [f"{ind}{acc} = {combine(acc, value)}", f"    {partial}[c] = {acc}",
+                      f"acc = {start}", f"for c in range({chunks}):", f"    acc = {combine('acc', f'{partial}[c]')}"])
 
 
 def _operand_type(ctx, inputs, steps, arg):

@@ -297,6 +297,19 @@ for _stub, _impls in [(exp, (_exp64, _exp32)), (expm1, (_expm1_64, _expm1_32)), 
     overload(_stub)(_float_version(*_impls))
 
 
+PARALLEL_MIN_CHUNK = 1 << 16  # elements: below this a chunk's work doesn't pay for waking a thread
+PARALLEL_MAX_CHUNKS = 64
+
+
+@njit(cache=True)
+def parallel_chunks(size):
+    """How many chunks a parallel loop of `size` elements splits into: at least PARALLEL_MIN_CHUNK
+    elements each (a small call is one chunk), at most PARALLEL_MAX_CHUNKS; prange spreads them over
+    the threads. It depends on the size only, so per-chunk partial sums give the same result for any
+    thread count (and the kernel stays cacheable: numba.get_num_threads() in a kernel is not)."""
+    return max(1, min(PARALLEL_MAX_CHUNKS, size // PARALLEL_MIN_CHUNK))
+
+
 @njit(inline="always", cache=True)
 def slice_length(size, start, stop, step):
     """len(range(size)[start:stop:step]) for a size known only at call time."""

@@ -17,7 +17,7 @@ PROGRAM = textwrap.dedent("""
     import numpy as np
     import graphc as gc
     from graphc.runtime.compile import COUNTS
-    x = gc.tensor("x", (None, 3), "float64")
+    x = gc.tensor("x", (2, 3), "float64")  # fixed sizes: a serial kernel, built ahead of time
     w = gc.tensor("w", (3,), "float64")
     loss = gc.sum(gc.tanh(x @ w))
     f = gc.compile([x, w], [loss, gc.grad(loss, w)], name="warm")
@@ -63,6 +63,17 @@ def test_warm_start_in_a_new_process_compiles_nothing(tmp_path):
     for run in (cold, warm):
         assert run["value"] == pytest.approx(value, rel=1e-13) and np.allclose(run["grad"], grad, rtol=1e-13)
         assert "float32" in run["wrong"] and "float64" in run["wrong"]  # the binder checks what the module won't
+
+
+def test_parallel_kernels_warm_start_from_numbas_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    program = "import graphc as gc; v = gc.tensor('v', (None,), 'float32'); f = gc.compile([v], gc.sum(gc.exp(v)), name='par'); "
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path), NUMBA_CACHE_DIR=str(tmp_path / "numba"), GRAPHC_AOT="1")
+    check = "import numpy as np; assert abs(float(f(np.zeros(300_000, np.float32))) - 300_000) < 1; print(f.cache_info()['kernel'])"
+    runs = [subprocess.run([sys.executable, "-c", program + check], capture_output=True, text=True, env=env, timeout=300)
+            for _ in range(2)]
+    assert [r.stdout.strip() for r in runs] == ["compiled by Numba", "Numba's cache"], [r.stderr[-500:] for r in runs]
+    assert "prange(" in open(next(tmp_path.glob("graphc_*.py"))).read()
 
 
 def test_without_the_ahead_of_time_module_numba_cache_serves(tmp_path):
