@@ -1,4 +1,11 @@
-"""Every graph-to-graph transformation, and the pipeline: one explicit ordered list."""
+"""Every graph-to-graph transformation, and the pipeline: one explicit ordered list.
+
+Each pass is a pure function Graph -> Graph with a one-line docstring; it returns its input when
+nothing changed, and a result's `fired` dict is what the report lists. Stabilize runs before
+autodiff, so gradients come from the gates; the backward is then simplified, folded and merged;
+fusion and memory planning come last. Rewrites are tagged (passes/rewrite.py): exact and
+stabilizing rules always run, value-changing ones only with gc.compile(..., options={"value_changing": True}).
+"""
 from .autodiff import autodiff
 from .cse import canonicalize, cse
 from .dce import dce

@@ -6,7 +6,9 @@ Fan-out rule: a value read outside its group is
   broadcast) and every reader is itself fusable, so it never has to be stored at all;
 - otherwise materialized: it is the output of its own group (or a plain node), and every group that
   needs it reads it. So exp, log, tanh, sigmoid, matmul and reductions are computed once and saved:
-  the sigmoid's backward reads the saved output s, never recomputing exp.
+  the sigmoid's backward reads the saved output s, never recomputing exp. Measured on W3
+  (sum(sigmoid(x*y+0.5)*tanh(x)+exp(-x*x)) and both gradients, 4M float32, 2 cores): saving the
+  three transcendentals took 34-42 ms per call, recomputing them in every loop (CHEAP = 8) 61 ms.
 Groups are convex (no path leaves a group and re-enters it), checked as each group grows on the
 graph where earlier groups are already contracted, so fusion never creates a cycle. Members all
 have the group's loop shape (smaller operands are read by broadcasting, never recomputed per element).
@@ -23,7 +25,7 @@ from graphc.types import same_shape
 from .dce import dce
 from .rewrite import scalar_value
 
-CHEAP = 1  # the most costly op a group recomputes rather than reads
+CHEAP = 1  # the most costly op a group recomputes rather than reads (measured: see the docstring)
 
 
 def fuse_elementwise(graph):

@@ -44,7 +44,7 @@ def test_disable_dumps_and_report(tmp_path):
 
 def test_compiled_function_dumps_every_pass_only_changed_and_into_a_folder(tmp_path):
     w, x = gc.tensor("w", (3,), "float64"), gc.tensor("x", (2,), "float64")
-    f = 1.0 / (1.0 + gc.exp(-(w[0] * x[0] + w[1] * x[1] + w[2])))
+    f = 1.0 / (1.0 + gc.exp(-(w[0] * x[0] + w[1] * x[1] + w[2]))); line = __import__("inspect").currentframe().f_lineno  # noqa: E702
     fn = gc.compile([w, x], [f] + gc.grad(f, [w, x]))
     everything = fn.dump_all()
     changed = fn.dump_all(only_changed=True, folder=str(tmp_path))
@@ -54,6 +54,8 @@ def test_compiled_function_dumps_every_pass_only_changed_and_into_a_folder(tmp_p
     files = sorted(os.listdir(tmp_path))
     assert files[0] == "00-input.txt" and any(name.endswith("-fuse_elementwise.txt") for name in files)
     assert "fused{i0*(1-i0)}" in fn.dump() and "memory:" in fn.report() and "sigmoidx1" in fn.report()
+    gate_line = next(line for line in fn.dump().splitlines() if "fused{i0*(1-i0)}" in line)
+    assert gate_line.endswith(f"# grad of sigmoid at test_passes_manager.py:{line}"), gate_line  # provenance survives
 
 
 def test_a_failing_pass_is_named_with_the_passes_before_it():
