@@ -57,6 +57,27 @@ def load(key, entry):
     return getattr(module, entry, None)
 
 
+def preload_blas():
+    """Numba's helper library finds BLAS by importing scipy.linalg.cython_blas on the first matrix
+    product; through the scipy.linalg package that import costs ~0.3 s (its __init__ loads all of
+    scipy.linalg). Loading the cython_blas extension module alone takes ~0.04 s and serves the same
+    lookup, so a warm start of a kernel with matrix products imports just that."""
+    name = "scipy.linalg.cython_blas"
+    if name in sys.modules:
+        return
+    scipy = importlib.util.find_spec("scipy")
+    found = glob.glob(os.path.join(os.path.dirname(scipy.origin), "linalg", "cython_blas*")) if scipy else []
+    if not found:
+        return
+    spec = importlib.util.spec_from_file_location(name, found[0])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except ImportError:
+        del sys.modules[name]
+
+
 def enabled():
     return os.environ.get("GRAPHC_AOT", "1") != "0"
 

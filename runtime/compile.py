@@ -57,6 +57,8 @@ def kernel_function(graph, kernel, key):
     when one was built for this key, else Numba (whose dispatcher checks types itself)."""
     entry = None if is_parallel(kernel) else aot.load(key, kernel.name)
     if entry is not None:
+        if "np.dot(" in kernel.source:
+            aot.preload_blas()
         COUNTS["ahead-of-time imports"] += 1
         return entry, "ahead-of-time module", True
     dispatcher, where = compile_kernel(graph, kernel, key)
