@@ -113,11 +113,30 @@ CASES = [
     Case("clip", gc.clip, [f(2, 3, values=[[-2.0, -0.5, 0.2], [0.7, 1.5, 3.0]]), f(), f(values=1.0)],
          lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
          extra={"values": {1: -1.0}}),
+    Case("clip_inverted_bounds", lambda x, lo, hi: gc.clip(x, lo, hi), [f(2, 3), f(values=0.5), f(values=-0.5)],
+         lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi)),
     Case("clip_numbers", lambda x: gc.clip(x, -0.5, 0.5), [f(None, 3, kind="away")], lambda x: np.clip(x, -0.5, 0.5)),
     Case("cast_float64", lambda a: gc.cast(a, "float64") * 2.0, [f(2, 3)], lambda a: a.astype(np.float64) * 2),
     # a float32 result's central differences are meaningless, so only its value is checked here
     Case("cast_float32", lambda a: gc.cast(a, np.float32), [f(2, 3)], lambda a: a.astype(np.float32),
          differentiable=False),
+    Case("cast_from_int", lambda a, y: a * gc.cast(y, a.dtype), [f(None, 3), f(None, 3, kind="int", high=5)],
+         lambda a, y: a * y.astype(a.dtype)),
+    Case("mixed_precision", lambda a, b: a * gc.cast(b, "float64") + 1.0, [f(2, 3), f(3)],
+         lambda a, b: a.astype(np.float64) * b + 1),
+    Case("scalar_inputs", lambda a, b: gc.tanh(a * b) + gc.sum(a) + gc.max(b) + gc.mean(a) * b, [f(), f()],
+         lambda a, b: np.tanh(a * b) + a + b + a * b),
+    # integer and bool tensors flow through (no gradient)
+    Case("int_arithmetic", lambda y: (y * 2 + 1 - y) * (-y) + abs(y - 2) + y ** 2, [f(None, kind="int", high=5)],
+         lambda y: (y * 2 + 1 - y) * (-y) + abs(y - 2) + y ** 2, differentiable=False),
+    Case("int_true_divide", lambda y: y / 2, [f(None, kind="int", high=5)], lambda y: y / 2, differentiable=False),
+    Case("int_reductions", lambda y: gc.sum(y, axis=0) + gc.max(y, axis=0) + gc.sum(y > 1, axis=0), [f(None, 2, kind="int", high=5)],
+         lambda y: y.sum(0) + y.max(0) + (y > 1).sum(0), differentiable=False),
+    Case("int_mean", lambda y: gc.mean(y), [f(None, kind="int", high=5)], np.mean, differentiable=False),
+    Case("int_where_maximum", lambda y: gc.where(y > 1, y, 0) + gc.maximum(y, 2), [f(2, 3, kind="int", high=5)],
+         lambda y: np.where(y > 1, y, 0) + np.maximum(y, 2), differentiable=False),
+    Case("bool_input", lambda c: gc.cast(c, "int64") + gc.cast(c == (c == c), "int64"), [f(None, kind="bool")],
+         lambda c: c.astype(np.int64) * 2, differentiable=False),
     # comparisons and casts to int carry no gradient
     Case("lt", lambda a, b: a < b, [f(2, 3), f(3)], np.less, differentiable=False),
     Case("le", lambda a, b: a <= b, [f(2, 3), f(2, 3)], np.less_equal, differentiable=False),
@@ -308,6 +327,8 @@ def test_compiled_matches_interpreter_and_reference(name):
         expected = b.case.reference(*arrays[:len(part["tensors"])])
         value = interpreted[dtype][0]
         assert value.dtype == np.dtype(part["out"].dtype)
+        # NumPy 2's promotion is graphc's: a Python number takes the array's dtype (x * 2.0 stays float32)
+        assert value.dtype == np.asarray(expected).dtype, f"{name} {dtype}: {value.dtype}, NumPy gives {np.asarray(expected).dtype}"
         np.testing.assert_allclose(value, expected, **TOL[dtype], err_msg=f"{name} {dtype}: interpreter vs NumPy")
 
 

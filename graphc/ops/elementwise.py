@@ -111,15 +111,15 @@ elementwise("where", _where_infer, np.where, lambda s: f"({s.args[1]} if {s.args
             vjp=lambda g, out, c, a, b: (None, F.where(c, g, 0), F.where(c, 0, g)))
 
 
-def _clip_infer(types):
-    return arithmetic(types)
+def _clip_vjp(g, out, x, lo, hi):
+    """NumPy's clip is minimum(maximum(x, lo), hi): the gradient goes to whichever of x, lo, hi that is."""
+    above = F.where(x < lo, lo, x) > hi
+    return (F.where(above, 0, F.where(x < lo, 0, g)), F.where(above, 0, F.where(x < lo, g, 0)), F.where(above, g, 0))
 
 
 # clip routes the gradient to x inside [lo, hi] (ends included), to lo below and to hi above
-elementwise("clip", _clip_infer, lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
-            lambda s: f"({s.args[1]} if {s.args[0]} < {s.args[1]} else ({s.args[2]} if {s.args[0]} > {s.args[2]} else {s.args[0]}))",
-            vjp=lambda g, out, x, lo, hi: (F.where(x < lo, 0, F.where(x > hi, 0, g)),
-                                           F.where(x < lo, g, 0), F.where(x < lo, 0, F.where(x > hi, g, 0))))
+elementwise("clip", arithmetic, lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+            lambda s: f"min(max({s.args[0]}, {s.args[1]}), {s.args[2]})", vjp=_clip_vjp)
 
 
 def comparison(name, numpy, symbol):
