@@ -6,7 +6,8 @@ after its last reader unless it escapes (an output or update value, or a view of
 kernel code takes its output array from the plan (elementwise, fused, broadcast_to, softmax,
 log_softmax, take_along_axis) reuses a dead buffer of exactly its type: in place when it is the last
 reader of a same-typed operand (elementwise and fused loops read each element before writing it),
-otherwise the earliest-freed one. The node records the node whose array it takes as "reuses";
+otherwise the earliest-freed one. An update value computed by such a loop is written straight into
+the caller's array when nothing reads that array later. The node records the node whose array it takes as "reuses";
 codegen honours every such entry. The plan itself is kept as `graph.memory_plan`.
 """
 import math
@@ -34,8 +35,13 @@ def plan_memory(graph):
     dies_at = {}
     for o, i in last.items():
         dies_at.setdefault(i, []).append(o)
+    into_caller = _updates_in_place(graph, order, owner)
+    for value, target in into_caller.items():
+        work[value]["reuses"] = target
     free, taken, lifetimes = [], set(), {}
     for i, node in enumerate(order):
+        if node in into_caller:
+            continue  # written straight into the caller's array: no buffer of ours
         if owner.get(node) == node:
             donor = _donor(graph, node, i, owner, last, free, taken) if _receives(graph, node) else None
             if donor is None:
@@ -48,8 +54,42 @@ def plan_memory(graph):
         free += [o for o in dies_at.get(i, []) if o not in taken]
     work.memory_plan = MemoryPlan(graph, [(graph.type(n), span) for n, span in lifetimes.items()],
                                   [graph.type(n) for n in order if owner.get(n) == n], len(order))
-    work.fired = {"reused buffers": len(taken)} if taken else {}
+    work.fired = {k: v for k, v in (("reused buffers", len(taken)), ("updates in place", len(into_caller))) if v}
     return work  # always a new graph: it carries the plan even when nothing is reused
+
+
+def _updates_in_place(graph, order, owner):
+    """Update values an elementwise loop can write straight into the caller's array: value -> input.
+
+    Safe when nothing reads the input (or a view of it) after the update's loop, the loop reads the
+    input only at the position it writes, no view of the input escapes, and the value is not also
+    returned (the result would alias the caller's array).
+    """
+    position = {n: i for i, n in enumerate(order)}
+    chosen = {}
+    for target, value in graph.updates:
+        if (graph.type(target).ndim == 0 or value in graph.outputs or owner.get(value) != value
+                or not _in_place(graph, value) or not _receives(graph, value) or graph.type(value) != graph.type(target)):
+            continue
+        views = _views_of(graph, target)
+        readers = {u for v in views for u in graph.users(v)}
+        if any(v in graph.roots() for v in views) or any(position[u] > position[value] for u in readers):
+            continue
+        if any(a in views and a != target for a in graph.args(value)) or value in chosen:
+            continue
+        chosen[value] = target
+    return chosen
+
+
+def _views_of(graph, node):
+    """node and every view (reshape, transpose, getitem) of it, transitively."""
+    found, stack = {node}, [node]
+    while stack:
+        for user in graph.users(stack.pop()):
+            if graph.op(user) in VIEW_OPS and user not in found:
+                found.add(user)
+                stack.append(user)
+    return found
 
 
 def _owners(graph, order):

@@ -58,12 +58,14 @@ RULES = [
          lambda m: F.apply("getitem", F.log_softmax(m.x, m.axis), index=m.index), STABILIZING),
     rule("logsumexp", op("log", op("sum", EXP_X, axes=AXES, keepdims=KEEP)),
          lambda m: F.apply("logsumexp", m.x, axes=m.axes, keepdims=m.keepdims), STABILIZING, when=_logsumexp_ok),
-    rule("cross-entropy", op("neg", op("mean", op("take_along_axis", LOG_SOFTMAX_X, I, axis=1), axes=(0, 1), keepdims=False)),
-         _cross_entropy, STABILIZING, when=_cross_entropy_ok),
+    # the mean log-probability of the labelled class is -cross_entropy: matching the mean, not the
+    # user's minus sign, finds it inside larger losses too (ce + l2 is simplified to l2 - mean(...))
+    rule("cross-entropy", op("mean", op("take_along_axis", LOG_SOFTMAX_X, I, axis=1), axes=(0, 1), keepdims=False),
+         lambda m: -_cross_entropy(m), STABILIZING, when=_cross_entropy_ok),
     rule("cross-entropy-one-hot",
-         op("neg", op("mean", op("sum", op("mul", LOG_SOFTMAX_X, op("one_hot", L, as_="hot")), axes=(1,), keepdims=False),
-                      axes=(0,), keepdims=False)),
-         _one_hot_cross_entropy, STABILIZING, when=_one_hot_cross_entropy_ok),
+         op("mean", op("sum", op("mul", LOG_SOFTMAX_X, op("one_hot", L, as_="hot")), axes=(1,), keepdims=False),
+            axes=(0,), keepdims=False),
+         lambda m: -_one_hot_cross_entropy(m), STABILIZING, when=_one_hot_cross_entropy_ok),
 ]
 
 

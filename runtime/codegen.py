@@ -323,6 +323,8 @@ def generate(graph, name="kernel"):
             k = arg_nodes.index(target)
             if graph.type(target).ndim == 0:
                 body.append(f"a{k}[()] = v{value}")
+            elif graph[value].get("reuses") == target:
+                body.append(f"# a{k} already holds %{value}: the plan wrote it in place")
             else:
                 body += [f"dst = a{k}.reshape(-1)", f"src = {ctx.contiguous(value)}.reshape(-1)",
                          "for i in range(dst.size):", "    dst[i] = src[i]"]

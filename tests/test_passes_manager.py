@@ -45,7 +45,9 @@ def test_disable_dumps_and_report(tmp_path):
 def test_compiled_function_dumps_every_pass_only_changed_and_into_a_folder(tmp_path):
     w, x = gc.tensor("w", (3,), "float64"), gc.tensor("x", (2,), "float64")
     f = 1.0 / (1.0 + gc.exp(-(w[0] * x[0] + w[1] * x[1] + w[2]))); line = __import__("inspect").currentframe().f_lineno  # noqa: E702
-    fn = gc.compile([w, x], [f] + gc.grad(f, [w, x]))
+    # its own name: the disk cache keys graphs without their source lines (a cached graph keeps the
+    # lines of whichever test compiled it first)
+    fn = gc.compile([w, x], [f] + gc.grad(f, [w, x]), name="manager_dumps")
     everything = fn.dump_all()
     changed = fn.dump_all(only_changed=True, folder=str(tmp_path))
     assert everything.count("// after") == len(passes.names()) + 1
