@@ -123,3 +123,18 @@ def test_backward_reads_only_the_saved_expensive_values():
     texts = sorted(graph.attrs(n)["body"].text() if graph.op(n) == "fused" else graph.op(n) for n in read)
     assert texts == ["exp(-i0*i0)", "sigmoid(i0*i1+0.5)", "tanh"], texts
     assert len([n for n in graph.g.nodes if graph[n]["phase"] == "backward" and graph.op(n) == "fused"]) == 2
+
+
+def test_updates_are_written_in_place_unless_also_returned(mlp_step):
+    graph = mlp_step[2].ir
+    assert all(graph[value].get("reuses") == target for target, value in graph.updates)
+    assert mlp_step[2].source().count("already holds") == len(graph.updates)
+    x = gc.tensor("x", (4,), "float64")
+    new = x * 0.5 + 1
+    f = gc.compile([x], [new], updates={x: new})
+    assert "reuses" not in f.ir[f.ir.updates[0][1]]
+    X = np.arange(4.0)
+    (out,) = f(X)
+    assert out is not X and np.shares_memory(out, X) is False
+    np.testing.assert_array_equal(out, np.arange(4.0) * 0.5 + 1)
+    np.testing.assert_array_equal(X, out)
