@@ -26,6 +26,16 @@ def interpret(graph, *args, promote=False):
     return [values[o] for o in graph.outputs], {target: values[v] for target, v in graph.updates}
 
 
+def _size_value(size, sizes):
+    """A call-time size: seen on some value already, or computed from its formula (a sum, a product, ...)."""
+    if not isinstance(size, Dim):
+        return size
+    if size not in sizes:
+        parts = [_size_value(resolve(p), sizes) for p in size.parts]
+        sizes[size] = eval(size.formula.format(*parts), {})  # formulas are arithmetic over sizes
+    return sizes[size]
+
+
 def _learn_sizes(declared, actual, sizes):
     for size, n in zip(declared, actual):
         size = resolve(size)
@@ -36,7 +46,7 @@ def _learn_sizes(declared, actual, sizes):
 def _concrete(value, sizes):
     """Attributes with call-time sizes (reshape targets, say) made concrete from sizes seen so far."""
     if isinstance(value, Dim):
-        return sizes[resolve(value)]
+        return _size_value(resolve(value), sizes)
     if isinstance(value, tuple) and any(isinstance(v, (Dim, tuple)) for v in value):
         return tuple(_concrete(v, sizes) for v in value)
     return value

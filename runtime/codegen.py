@@ -276,6 +276,15 @@ def _scalar_expression(step, args, ctx):
     return OPS[step.op].scalar(ScalarSpec(args, step.type.dtype, ctx.const))
 
 
+def derived_size_check(ctx, size, where):
+    """An input size unified with a computed one (x.reshape(-1) + y, say) is checked against its formula:
+    the binder only compares inputs with each other, and the loops trust the sizes."""
+    expected = size.formula.format(*[ctx.size(p) for p in size.parts])
+    text = size.formula.format(*[where.get(resolve(p), "?") for p in size.parts])
+    return [f"if {ctx.size_vars[size]} != {expected}:",
+            f"    raise ValueError({f'{where[size]} must equal {text}'!r})"]
+
+
 VIEW_OPS = ("input", "reshape", "transpose", "getitem")  # their results may alias a caller's array
 
 
@@ -292,11 +301,17 @@ def generate(graph, name="kernel"):
     params = [f"a{k}" for k in range(len(arg_nodes))]
     scalar_args = {k for k, n in enumerate(graph.inputs) if graph.type(n).ndim == 0 and n not in updated}
 
+    derived, where = [], {}
     for k, node in enumerate(graph.inputs):
         for axis, size in enumerate(graph.type(node).shape):
             if isinstance(size, Dim) and size not in ctx.size_vars:
                 ctx.size_vars[size] = f"n{len(ctx.size_vars)}"
                 ctx.size_lines.append(f"{ctx.size_vars[size]} = a{k}.shape[{axis}]")
+                where[size] = f"{graph.attrs(node)['name']}.shape[{axis}]"
+                if size.formula is not None:
+                    derived.append(size)
+    for size in derived:
+        ctx.size_lines += derived_size_check(ctx, size, where)
     body = []
     for k, node in enumerate(arg_nodes):
         read = f"a{k}[()]" if graph.type(node).ndim == 0 and k not in scalar_args else f"a{k}"

@@ -162,3 +162,38 @@ def _no_numba(error):
     """Neither the message nor the printed traceback (causes and contexts included) mentions Numba."""
     printed = "".join(traceback.format_exception(error))
     assert "numba" not in printed.lower(), printed
+
+
+@pytest.fixture(scope="module")
+def indexing():
+    scores = gc.tensor("scores", (None, 4), "float64")
+    labels = gc.tensor("labels", (None, 1), "int64")
+    picked = gc.take_along_axis(scores, labels, axis=1)
+    third = scores[2]
+    loss = gc.sum(picked) + gc.sum(third)
+    return gc.compile([scores, labels], [loss, gc.grad(loss, scores)]), picked.loc, third.loc
+
+
+def test_indices_out_of_range_raise_instead_of_reading_past_the_array(indexing):
+    """Numba doesn't bounds-check: the kernel checks labels and int indices on call-time axes itself."""
+    f, take_line, index_line = indexing
+    scores = np.arange(12.0).reshape(3, 4)
+    loss, grad = f(scores, np.array([[0], [3], [-1]]))
+    assert loss == 0 + 7 + 11 + (8 + 9 + 10 + 11)
+    with pytest.raises(gc.GraphcError, match=f"take_along_axis.*{take_line}"):
+        f(scores, np.array([[0], [4], [1]]))
+    with pytest.raises(gc.GraphcError, match=f"getitem.*index 2.*{index_line}"):
+        f(scores[:2], np.array([[0], [1]]))
+
+
+def test_sizes_derived_from_call_time_sizes_are_checked():
+    """An input whose size is tied to a computed one (a flattened x, a slice of x) must match it."""
+    a, v = gc.tensor("a", (None, 3), "float64"), gc.tensor("v", (None,), "float64")
+    x, y = gc.tensor("x", (None, 3), "float64"), gc.tensor("y", (None, 3), "float64")
+    f = gc.compile([a, v, x, y], [gc.reshape(a, (-1,)) + v, x[1::2] * y])
+    flat, odd = f(np.ones((2, 3)), np.arange(6.0), np.ones((4, 3)), np.ones((2, 3)))
+    np.testing.assert_array_equal(flat, np.arange(6.0) + 1)
+    with pytest.raises(gc.GraphcError, match=r"v.shape\[0\] must equal a.shape\[0\]\*3"):
+        f(np.ones((2, 3)), np.ones(5), np.ones((4, 3)), np.ones((2, 3)))
+    with pytest.raises(gc.GraphcError, match=r"y.shape\[0\] must equal .*x.shape\[0\]"):
+        f(np.ones((2, 3)), np.ones(6), np.ones((4, 3)), np.ones((3, 3)))

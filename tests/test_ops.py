@@ -196,6 +196,8 @@ CASES = [
          lambda a, b, c: np.concatenate([a, b, c], axis=1)),
     Case("concatenate_negative_axis", lambda a, b: gc.concatenate([a, b], axis=-1), [f(2, 2), f(2, 1)],
          lambda a, b: np.concatenate([a, b], axis=-1)),
+    Case("concatenate_call_time_axis", lambda a, b, c: gc.concatenate([a, b, c, a]), [f(None, 2), f(3, 2), f(None, 2)],
+         lambda a, b, c: np.concatenate([a, b, c, a])),
     Case("take_along_axis_labels", lambda s, y: gc.take_along_axis(s, y, axis=1), [f(None, 4), f(None, 1, kind="int", high=4)],
          lambda s, y: np.take_along_axis(s, y, axis=1)),
     Case("take_along_axis_repeats", lambda s, y: gc.take_along_axis(s, y, axis=1), [f(2, 3), f(2, 4, kind="int", high=3)],
@@ -229,6 +231,7 @@ CASES = [
     Case("getitem_ellipsis", lambda x: x[..., -2], [f(2, 2, 3)], lambda x: x[..., -2]),
     Case("getitem_negative_int", lambda x: x[-1, 0], [f(None, 3)], lambda x: x[-1, 0]),
     Case("getitem_call_time_slice", lambda x: x[1:], [f(None, 2)], lambda x: x[1:]),
+    Case("getitem_call_time_steps", lambda x: x[::-2] + x[-2::-2] * 2.0, [f(None, 2)], lambda x: x[::-2] + x[-2::-2] * 2.0),
 ]
 CASES_BY_NAME = {c.name: c for c in CASES}
 assert len(CASES_BY_NAME) == len(CASES), "case names must be unique"

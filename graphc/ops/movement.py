@@ -152,22 +152,31 @@ def _concatenate_infer(types, axis):
             raise ShapeError(f"sizes differ off axis {axis}")
     if len({t.dtype for t in types}) > 1:
         raise DTypeError("all operands need one dtype")
-    sizes = [t.shape[axis] for t in types]
-    dims = [s for s in sizes if isinstance(s, Dim)]
-    static = sum(s for s in sizes if not isinstance(s, Dim))
-    size = static if not dims else Dim("sum", "+".join(["{%d}" % k for k in range(len(dims))] + [str(static)]), dims)
+    size = _size_sum([t.shape[axis] for t in types])
     return TensorType(tuple(size if k == axis else s for k, s in enumerate(first.shape)), first.dtype)
 
 
+def _size_sum(sizes):
+    """A size equal to the sum of `sizes` (a derived Dim when any is known only at call time)."""
+    sizes = [resolve(s) for s in sizes]
+    dims = [s for s in sizes if isinstance(s, Dim)]
+    static = sum(s for s in sizes if not isinstance(s, Dim))
+    if not dims:
+        return static
+    if len(dims) == 1 and static == 0:
+        return dims[0]
+    return Dim("sum", "+".join(["{%d}" % k for k in range(len(dims))] + [str(static)]), dims)
+
+
 def _concatenate_vjp(g, out, *inputs, axis):
-    grads, start = [], 0
+    """Each operand's part of g: a span of its size, starting where the operands before it end."""
     axis %= out.ndim
+    grads, before = [], []
     for x in inputs:
-        stop = start + x.shape[axis] if not isinstance(x.shape[axis], Dim) else None
-        if stop is None:
-            raise ShapeError("the gradient of concatenate along a call-time size is not supported")
-        grads.append(F.getitem(g, (slice(None),) * axis + (slice(start, stop),)))
-        start = stop
+        span = ("span", _size_sum(before), x.shape[axis])
+        index = (("slice", None, None, None),) * axis + (span,) + (("slice", None, None, None),) * (out.ndim - axis - 1)
+        grads.append(F.apply("getitem", g, index=index))
+        before.append(x.shape[axis])
     return tuple(grads)
 
 
@@ -202,13 +211,17 @@ def _take_infer(types, axis):
     return TensorType(tuple(shape), x.dtype)
 
 
-def _picked(ctx, node, x, idx, names, axis):
-    """x's index for output position `names`: the axis position comes from the indices."""
-    wrapped = f"{ctx.at(idx, node, names)}"
-    size = ctx.dims(x)[axis]
-    pick = [("0" if s == "1" else n) for n, s in zip(names, ctx.dims(x))]
-    pick[axis] = f"(({wrapped}) % {size})"
-    return f"{ctx.var(x)}[{', '.join(pick)}]"
+def _checked_index(ctx, node, ind, value, size):
+    """Kernel lines reading index `value` into `k`, wrapped like NumPy's negative indices and checked:
+    an index out of range raises (Numba wouldn't check, and would read or write past the array)."""
+    where = ctx.graph[node].get("loc") or "?"
+    known = size if size.isdigit() else "known at call time"
+    message = f"{ctx.graph.op(node)}: an index is out of range for an axis of size {known} (at {where})"
+    return [f"{ind}k = {value}",
+            f"{ind}if k < 0:",
+            f"{ind}    k += {size}",
+            f"{ind}if k < 0 or k >= {size}:",
+            f"{ind}    raise IndexError({message!r})"]
 
 
 def _emit_take(ctx, node):
@@ -217,7 +230,10 @@ def _emit_take(ctx, node):
     out = ctx.var(node)
     names = [f"i{k}" for k in range(ctx.type(node).ndim)]
     head, ind = ctx.nest(ctx.dims(node), names)
-    return [f"{out} = {ctx.empty(node)}"] + head + [f"{ind}{out}[{', '.join(names)}] = {_picked(ctx, node, x, idx, names, axis)}"]
+    pick = [("0" if s == "1" else n) for n, s in zip(names, ctx.dims(x))]
+    pick[axis] = "k"
+    return ([f"{out} = {ctx.empty(node)}"] + head + _checked_index(ctx, node, ind, ctx.at(idx, node, names), ctx.dims(x)[axis])
+            + [f"{ind}{out}[{', '.join(names)}] = {ctx.var(x)}[{', '.join(pick)}]"])
 
 
 def _take_numpy(x, idx, axis):
@@ -257,8 +273,9 @@ def _emit_scatter(ctx, node):
     names = [f"i{k}" for k in range(ctx.type(g).ndim)]
     head, ind = ctx.nest(ctx.dims(g), names)
     target = list(names)
-    target[axis] = f"(({ctx.at(idx, g, names)}) % {ctx.dims(node)[axis]})"
+    target[axis] = "k"
     return ([f"{out} = np.zeros({ctx.shape(node)}, np.{ctx.type(node).dtype})"] + head
+            + _checked_index(ctx, node, ind, ctx.at(idx, g, names), ctx.dims(node)[axis])
             + [f"{ind}{out}[{', '.join(target)}] += {ctx.var(g)}[{', '.join(names)}]"])
 
 
@@ -319,8 +336,30 @@ def normalize_index(index, t):
     return tuple(out)
 
 
+def _slice_length_formula(start, stop, step):
+    """len(range(n)[start:stop:step]) as an arithmetic expression over `{0}` = n (the kernel can't slice
+    a range), specialized for the slice's static start, stop and step."""
+    step = 1 if step is None else step
+
+    def bound(value, default, low, high):
+        if value is None:
+            return default
+        shifted = f"{{0}} + ({value})" if value < 0 else str(value)
+        return f"min(max({shifted}, {low}), {high})"
+    if step > 0:
+        first, end = bound(start, "0", "0", "{0}"), bound(stop, "{0}", "0", "{0}")
+        return f"max(0, ({end} - {first} + {step - 1}) // {step})"
+    first, end = bound(start, "{0} - 1", "-1", "{0} - 1"), bound(stop, "-1", "-1", "{0} - 1")
+    return f"max(0, ({first} - {end} + {-step - 1}) // {-step})"
+
+
 def _as_python_index(index):
-    return tuple(item[1] if item[0] == "int" else None if item[0] == "new" else slice(*item[1:]) for item in index)
+    """The index as Python objects (call-time sizes already made concrete by the interpreter)."""
+    def one(item):
+        if item[0] == "span":
+            return slice(item[1], item[1] + item[2])
+        return item[1] if item[0] == "int" else None if item[0] == "new" else slice(*item[1:])
+    return tuple(one(item) for item in index)
 
 
 def _getitem_infer(types, index):
@@ -334,38 +373,61 @@ def _getitem_infer(types, index):
         if item[0] == "int":
             if not isinstance(size, Dim) and not -size <= item[1] < size:
                 raise ShapeError(f"index {item[1]} is out of bounds for axis {axis} of size {size}")
+        elif item[0] == "span":  # internal: `size` elements from `start` (the gradient of concatenate)
+            shape.append(item[2])
         elif isinstance(size, Dim):
             start, stop, step = item[1:]
             shape.append(size if (start, stop, step) == (None, None, None)
-                         else Dim("slice", f"slice_length({{0}}, {start}, {stop}, {step})", [size]))
+                         else Dim("slice", _slice_length_formula(start, stop, step), [size]))
         else:
             shape.append(len(range(size)[slice(*item[1:])]))
         axis += 1
     return TensorType(tuple(shape), t.dtype)
 
 
-def _index_text(index):
+def _index_text(index, size_text=str):
     def one(item):
         if item[0] == "int":
             return str(item[1])
         if item[0] == "new":
             return "None"
+        if item[0] == "span":
+            start = size_text(item[1])
+            return f"{start}:{start}+{size_text(item[2])}"
         start, stop, step = ("" if v is None else str(v) for v in item[1:])
         return f"{start}:{stop}" + (f":{step}" if step else "")
     return ", ".join(one(i) for i in index)
 
 
+def _bounds_checks(ctx, node, index, indexed):
+    """An int index on a call-time axis is checked at run time (declared sizes were checked already)."""
+    lines, axis = [], 0
+    where = ctx.graph[node].get("loc") or "?"
+    for item in index:
+        if item[0] == "new":
+            continue
+        size = ctx.type(indexed).shape[axis] if not isinstance(indexed, tuple) else indexed[axis]
+        if item[0] == "int" and isinstance(resolve(size), Dim):
+            n = ctx.size(size)
+            message = f"{ctx.graph.op(node)}: index {item[1]} is out of bounds for axis {axis} (at {where})"
+            lines += [f"if not -{n} <= {item[1]} < {n}:", f"    raise IndexError({message!r})"]
+        axis += 1
+    return lines
+
+
 def _emit_getitem(ctx, node):
     (x,) = ctx.args(node)
-    picked = f"{ctx.var(x)}[{_index_text(ctx.attrs(node)['index'])},]"
+    index = ctx.attrs(node)["index"]
+    picked = f"{ctx.var(x)}[{_index_text(index, ctx.size)},]"
+    checks = _bounds_checks(ctx, node, index, x)
     if ctx.type(node).ndim == 0:
-        return [f"{ctx.var(node)} = {picked}"]
-    return [f"{ctx.var(node)} = np.ascontiguousarray({picked})"]
+        return checks + [f"{ctx.var(node)} = {picked}"]
+    return checks + [f"{ctx.var(node)} = np.ascontiguousarray({picked})"]
 
 
 register(OpDef("getitem", _getitem_infer, lambda x, index: x[_as_python_index(index)],
                vjp=lambda g, out, x, index: (F.apply("index_grad", g, index=index, shape=x.shape),),
-               emit=_emit_getitem, format_attrs=lambda attrs, dim_text: _index_text(attrs["index"])))
+               emit=_emit_getitem, format_attrs=lambda attrs, dim_text: _index_text(attrs["index"], dim_text)))
 
 
 def _index_grad_infer(types, index, shape):
@@ -381,10 +443,12 @@ def _index_grad_numpy(g, index, shape):
 def _emit_index_grad(ctx, node):
     (g,) = ctx.args(node)
     out = ctx.var(node)
-    return [f"{out} = np.zeros({ctx.shape(node)}, np.{ctx.type(node).dtype})",
-            f"{out}[{_index_text(ctx.attrs(node)['index'])},] = {ctx.var(g)}"]
+    index = ctx.attrs(node)["index"]
+    return _bounds_checks(ctx, node, index, tuple(ctx.type(node).shape)) + [
+        f"{out} = np.zeros({ctx.shape(node)}, np.{ctx.type(node).dtype})",
+        f"{out}[{_index_text(index, ctx.size)},] = {ctx.var(g)}"]
 
 
 register(OpDef("index_grad", _index_grad_infer, _index_grad_numpy,
                vjp=lambda gg, out, g, index, shape: (F.apply("getitem", gg, index=index),), emit=_emit_index_grad,
-               format_attrs=lambda attrs, dim_text: f"{_index_text(attrs['index'])} of ({','.join(dim_text(s) for s in attrs['shape'])})"))
+               format_attrs=lambda attrs, dim_text: f"{_index_text(attrs['index'], dim_text)} of ({','.join(dim_text(s) for s in attrs['shape'])})"))
