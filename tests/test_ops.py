@@ -187,6 +187,13 @@ CASES = [
     Case("transpose_axes", lambda a: gc.transpose(a, (1, 2, 0)), [f(2, 3, 2)], lambda a: a.transpose(1, 2, 0)),
     Case("transpose_default", gc.transpose, [f(2, 3, 2)], np.transpose),
     Case("transpose_T", lambda a: a.T * 2.0, [f(None, 3)], lambda a: a.T * 2),
+    Case("transpose_negative_axes", lambda a: gc.transpose(a, (-1, 0, 1)), [f(2, 3, 2)], lambda a: a.transpose(-1, 0, 1)),
+    # views (transposes, slices) feeding ops that read memory directly
+    Case("views_composed", lambda a, w: gc.reshape(a.T, (-1,)) + gc.sum(a.T, axis=0).sum() + gc.softmax(a.T)[0, 0]
+         + (a[:, 1:3] @ w)[0], [f(None, 3), f(2)],
+         lambda a, w: a.T.reshape(-1) + a.T.sum(axis=0).sum() + softmax(a.T)[0, 0] + (a[:, 1:3] @ w)[0]),
+    Case("reduce_no_axes", lambda a: gc.sum(a, axis=()) + gc.max(a, axis=()) * gc.mean(a, axis=()), [f(2, 3)],
+         lambda a: a + a * a),
     Case("broadcast_to", lambda a: gc.broadcast_to(a, (2, 3)), [f(3)], lambda a: np.broadcast_to(a, (2, 3))),
     Case("broadcast_to_ones", lambda a: gc.broadcast_to(a, (2, 2, 3)), [f(2, 1)],
          lambda a: np.broadcast_to(a, (2, 2, 3))),

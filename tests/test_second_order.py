@@ -16,7 +16,10 @@ from test_ops import CASES_BY_NAME, EPS, _shape_of, declare
 NAMED = ["tanh", "sigmoid", "exp", "mul", "matmul_matrix_matrix", "matmul_matrix_vector", "softmax", "log"]
 OTHERS = ["div", "pow", "sqrt", "log_softmax", "logsumexp_axis", "max_axis", "mean_axis_keepdims",
           "maximum", "where_comparison", "getitem_slice", "take_along_axis_repeats", "concatenate_axis1",
-          "transpose_axes", "reshape_call_time", "softplus", "one_hot_cross_entropy", "clip", "abs"]
+          "transpose_axes", "reshape_call_time", "softplus", "one_hot_cross_entropy", "clip", "abs",
+          "cross_entropy", "cross_entropy_one_hot", "concatenate_call_time_axis", "getitem_step_none",
+          "logsumexp_axes", "max_axes_keepdims", "matmul_vector_matrix", "matmul_vector_vector", "rdiv",
+          "minimum", "broadcast_to_ones", "scalar_inputs", "naive_sigmoid"]
 
 
 def second_order(name):
