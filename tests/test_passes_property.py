@@ -1,7 +1,7 @@
 """Every pass preserves results: random small graphs, optimized vs the unoptimized interpreter."""
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
@@ -23,7 +23,10 @@ UNARY = [
 ]
 BINARY = [
     lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / (1 + b * b),
-    gc.maximum, lambda a, b: gc.where(a > b, a, b * 2), lambda a, b: a + (-b), lambda a, b: a - a * 1 + b,
+    # choices compare values a quarter apart: stabilizing rewrites may move a value by a rounding
+    # error (log(exp(x)) -> x), which must not flip a comparison between x and itself
+    lambda a, b: gc.maximum(a, b + 0.25), lambda a, b: gc.where(a > b + 0.25, a, b * 2),
+    lambda a, b: a + (-b), lambda a, b: a - a * 1 + b,
 ]
 
 steps = st.lists(st.tuples(st.booleans(), st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 1000)),
@@ -63,7 +66,8 @@ def test_optimized_graph_matches_unoptimized_interpreter(plan, seed):
 
 
 @pytest.mark.parametrize("disabled", [(), ("fuse_elementwise",), ("stabilize", "simplify", "simplify_backward")])
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=3, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],  # no shrinking: each step compiles
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(steps, st.integers(0, 2 ** 16))
 def test_compiled_optimized_graph_matches_unoptimized_interpreter(disabled, plan, seed):
     """Few examples: each compiles a kernel with Numba."""
