@@ -19,7 +19,7 @@ OTHERS = ["div", "pow", "sqrt", "log_softmax", "logsumexp_axis", "max_axis", "me
           "transpose_axes", "reshape_call_time", "softplus", "one_hot_cross_entropy", "clip", "abs",
           "cross_entropy", "cross_entropy_one_hot", "concatenate_call_time_axis", "getitem_step_none",
           "logsumexp_axes", "max_axes_keepdims", "matmul_vector_matrix", "matmul_vector_vector", "rdiv",
-          "minimum", "broadcast_to_ones", "scalar_inputs", "naive_sigmoid"]
+          "minimum", "broadcast_to_ones", "scalar_inputs", "naive_sigmoid", "take_along_axis_broadcast_x"]
 
 
 def second_order(name):

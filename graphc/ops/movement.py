@@ -260,8 +260,8 @@ def _scatter_infer(types, axis, shape):
 def _scatter_numpy(g, idx, axis, shape):
     out = np.zeros(_concrete(shape), g.dtype)
     full = np.broadcast_to(idx, g.shape)
-    grid = list(np.indices(g.shape, sparse=True))
-    grid[axis] = full
+    grid = [np.zeros_like(k) if n == 1 else k for k, n in zip(np.indices(g.shape, sparse=True), out.shape)]
+    grid[axis] = full  # axes where x had size 1 (broadcast against the indices) gather into position 0
     np.add.at(out, tuple(grid), g)
     return out
 
@@ -272,7 +272,7 @@ def _emit_scatter(ctx, node):
     out = ctx.var(node)
     names = [f"i{k}" for k in range(ctx.type(g).ndim)]
     head, ind = ctx.nest(ctx.dims(g), names)
-    target = list(names)
+    target = ["0" if size == "1" else name for name, size in zip(names, ctx.dims(node))]  # x broadcast there
     target[axis] = "k"
     return ([f"{out} = np.zeros({ctx.shape(node)}, np.{ctx.type(node).dtype})"] + head
             + _checked_index(ctx, node, ind, ctx.at(idx, g, names), ctx.dims(node)[axis])
