@@ -19,10 +19,13 @@ def parameter_names(graph):
     return names if ok else [f"arg{k}" for k in range(len(names))]
 
 
-def size_checks(graph, params):
-    """Python conditions that are true when some argument's size is wrong."""
+def size_checks(graph, params, skip_fixed=False):
+    """Python conditions that are true when some argument's size is wrong (skip_fixed: not for inputs
+    whose whole shape is fixed, which type_checks compares as a tuple)."""
     conditions, first = [], {}
     for param, node in zip(params, graph.inputs):
+        if skip_fixed and graph.type(node).ndim and is_fixed(graph.type(node)):
+            continue
         for axis, size in enumerate(graph.type(node).shape):
             here = f"{param}.shape[{axis}]"
             if isinstance(size, Dim):
@@ -56,26 +59,33 @@ def result_expression(graph, out, k):
 
 def type_checks(graph, kernel, params):
     """Conditions true when an array argument is not exactly what the kernel was compiled for: the
-    ahead-of-time kernel unboxes arrays without looking (Numba's dispatcher would check itself).
-    `is` on the dtype: a dtype that is equal but not the canonical object takes the slow path."""
+    ahead-of-time kernel unboxes arrays without checking dtype, rank or layout (a non-array still
+    fails cleanly, and Numba's dispatcher would check everything itself). `is` on the dtype: an equal
+    but not canonical dtype object takes the slow path. Fully fixed shapes compare as one tuple,
+    which checks the rank too (size_checks then skips them)."""
     updated = {t for t, _ in graph.updates}
     conditions = []
     for k, (param, node) in enumerate(zip(params, graph.inputs)):
         if k in kernel.scalar_args:
             continue
         t = graph.type(node)
+        shape = f"{param}.shape != {tuple(t.shape)}" if is_fixed(t) else f"{param}.ndim != {t.ndim}"
         layout = f"not (_f{k} := {param}.flags).c_contiguous or not _f{k}.writeable" if node in updated else \
             f"not {param}.flags.c_contiguous"
-        conditions.append(f"type({param}) is not _ndarray or {param}.dtype is not _{t.dtype} or "
-                          f"{param}.ndim != {t.ndim} or {layout}")
+        conditions.append(f"{param}.dtype is not _{t.dtype} or {shape} or {layout}")
     return conditions
+
+
+def is_fixed(t):
+    return all(not isinstance(size, Dim) for size in t.shape)
 
 
 def binder_source(graph, kernel, params, single, check_types=False):
     args = [scalar_argument(graph, node, param) if k in kernel.scalar_args else param
             for k, (param, node) in enumerate(zip(params, graph.inputs))]
     args += [f"_constants[{j}]" for j in range(len(kernel.arg_nodes) - len(graph.inputs))]
-    checks = (type_checks(graph, kernel, params) if check_types else []) + size_checks(graph, params)
+    checks = (type_checks(graph, kernel, params) + size_checks(graph, params, skip_fixed=True) if check_types
+              else size_checks(graph, params))
     signature = ", ".join([f"{p}=_MISSING" for p in params] + ["*_extra", "**_unknown"])
     results = [result_expression(graph, o, k) for k, o in enumerate(graph.outputs)]
     returned = results[0] if single else f"({', '.join(results)}{',' if results else ''})"
@@ -101,7 +111,7 @@ def make_binder(graph, kernel, dispatcher, constants, wrap_single, check_types=F
     source = binder_source(graph, kernel, params, wrap_single, check_types)
     slow = SlowPath(graph, kernel, dispatcher, constants, params)
     namespace = {"_MISSING": MISSING, "_Mismatch": _Mismatch, "_kernel": dispatcher, "_constants": constants,
-                 "_array": np.array, "_index": operator.index, "_slow": slow, "_ndarray": np.ndarray,
+                 "_array": np.array, "_index": operator.index, "_slow": slow,
                  **{f"_{name}": np.dtype(name) for name in ("float32", "float64", "int32", "int64", "bool")}}
     exec(compile(source, f"<graphc binder {graph.name}>", "exec"), namespace)
     return namespace["call"], source

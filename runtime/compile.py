@@ -6,11 +6,13 @@ by Numba, loaded from Numba's cache and imported ahead-of-time: tests use it to 
 start compiled nothing.
 """
 import collections
+import math
 import logging
 
 import numpy as np
 
 from graphc.errors import GraphcError
+from graphc.types import Dim
 
 from . import aot
 from .cache import load_module
@@ -52,17 +54,32 @@ def compile_kernel(graph, kernel, key):
     return dispatcher, "Numba's cache" if loaded else "compiled by Numba"
 
 
+def wants_ahead_of_time(graph, kernel):
+    """Serial kernels, except tiny fixed-size ones that return arrays: an ahead-of-time module boxes
+    each returned array ~0.5 µs slower than Numba's JIT wrapper (measured), which would double such a
+    kernel's call; those warm-start from Numba's cache instead."""
+    if is_parallel(kernel):
+        return False
+    types = [graph.type(n) for n in list(graph.inputs) + list(graph.outputs)]
+    tiny = all(not any(isinstance(s, Dim) for s in t.shape) and math.prod(t.shape) <= TINY_ELEMENTS for t in types)
+    return not (tiny and any(graph.type(n).ndim for n in graph.outputs))
+
+
+TINY_ELEMENTS = 4096
+
+
 def kernel_function(graph, kernel, key):
     """(callable, where it came from, whether the binder must check types): the ahead-of-time module
     when one was built for this key, else Numba (whose dispatcher checks types itself)."""
-    entry = None if is_parallel(kernel) else aot.load(key, kernel.name)
+    ahead = wants_ahead_of_time(graph, kernel)
+    entry = aot.load(key, kernel.name) if ahead else None
     if entry is not None:
         if "np.dot(" in kernel.source:
             aot.preload_blas()
         COUNTS["ahead-of-time imports"] += 1
         return entry, "ahead-of-time module", True
     dispatcher, where = compile_kernel(graph, kernel, key)
-    if not is_parallel(kernel) and aot.build_in_background(key):
+    if ahead and aot.build_in_background(key):
         where += "; ahead-of-time build started in the background"
     return dispatcher, where, False
 

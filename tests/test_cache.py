@@ -20,9 +20,10 @@ PROGRAM = textwrap.dedent("""
     x = gc.tensor("x", (2, 3), "float64")  # fixed sizes: a serial kernel, built ahead of time
     w = gc.tensor("w", (3,), "float64")
     loss = gc.sum(gc.tanh(x @ w))
-    f = gc.compile([x, w], [loss, gc.grad(loss, w)], name="warm")
+    f = gc.compile([x, w], loss, updates={w: w - gc.grad(loss, w)}, name="warm")
     X, W = np.arange(6.0).reshape(2, 3) / 10, np.array([0.1, -0.2, 0.3])
-    value, grad = f(X, W)
+    value = f(X, W)
+    grad = np.array([0.1, -0.2, 0.3]) - W
     try:
         f(X.astype(np.float32), W)
         wrong = "accepted"
@@ -132,3 +133,15 @@ def test_writes_are_atomic(tmp_path):
     cache.write_atomic(str(target), b"one")
     cache.write_atomic(str(target), b"two")
     assert target.read_bytes() == b"two" and os.listdir(tmp_path) == ["file.bin"]
+
+
+def test_which_kernels_are_built_ahead_of_time():
+    from graphc.runtime.compile import wants_ahead_of_time
+    w = gc.tensor("w", (3,), "float64")
+    tiny = gc.compile([w], [gc.sum(w * w), gc.grad(gc.sum(w * w), w)], name="tiny")
+    assert not wants_ahead_of_time(tiny.ir, tiny._kernel)  # returns an array: boxing cost dominates
+    scalar = gc.compile([w], gc.sum(w * w), name="scalar")
+    assert wants_ahead_of_time(scalar.ir, scalar._kernel)
+    v = gc.tensor("v", (None,), "float64")
+    parallel = gc.compile([v], gc.sum(v * v), name="parallel")
+    assert not wants_ahead_of_time(parallel.ir, parallel._kernel)
