@@ -96,13 +96,13 @@ DENORMAL_SCALE_64, DENORMAL_SCALE_32 = 2.0 ** 54, np.float32(2.0 ** 25)
 
 # ---- float64 ---------------------------------------------------------------------------------------
 
-@njit
+@njit(cache=True)
 def _pow2_64(k):
     """2^k for -1022 <= k <= 1023."""
     return _float_from_bits((k + 1023) << 52, 1.0)
 
 
-@njit
+@njit(cache=True)
 def _reduce_64(x):
     """k and expm1(r) for x = k ln2 + r (x already clamped to the finite range)."""
     k = math.floor(x * LOG2E_64 + 0.5)
@@ -114,7 +114,7 @@ def _reduce_64(x):
     return k, r + r * r * p
 
 
-@njit
+@njit(cache=True)
 def _exp64(x):
     clamped = min(max(x, EXP_RANGE_64[0]), EXP_RANGE_64[1])
     k, q = _reduce_64(clamped)
@@ -123,7 +123,7 @@ def _exp64(x):
     return y if x == x else x
 
 
-@njit
+@njit(cache=True)
 def _expm1_64(x):
     clamped = min(max(x, EXPM1_LOW_64), EXP_RANGE_64[1])
     k, q = _reduce_64(clamped)
@@ -135,7 +135,7 @@ def _expm1_64(x):
     return x if x != x or x == 0.0 else y   # NaN, and zeros with their sign
 
 
-@njit
+@njit(cache=True)
 def _log64(x):
     tiny = x < SMALLEST_NORMAL_64
     scaled = x * DENORMAL_SCALE_64 if tiny else x
@@ -158,13 +158,13 @@ def _log64(x):
 
 # ---- float32 ---------------------------------------------------------------------------------------
 
-@njit
+@njit(cache=True)
 def _pow2_32(k):
     """2^k for -126 <= k <= 127."""
     return _float_from_bits((k + 127) << 23, ONE_32)
 
 
-@njit
+@njit(cache=True)
 def _reduce_32(x):
     k = math.floor(x * LOG2E_32 + HALF_32)
     kf = np.float32(k)
@@ -174,7 +174,7 @@ def _reduce_32(x):
     return k, r + r * r * p
 
 
-@njit
+@njit(cache=True)
 def _exp32(x):
     clamped = min(max(x, EXP_RANGE_32[0]), EXP_RANGE_32[1])
     k, q = _reduce_32(clamped)
@@ -183,7 +183,7 @@ def _exp32(x):
     return y if x == x else x
 
 
-@njit
+@njit(cache=True)
 def _expm1_32(x):
     clamped = min(max(x, EXPM1_LOW_32), EXP_RANGE_32[1])
     k, q = _reduce_32(clamped)
@@ -195,7 +195,7 @@ def _expm1_32(x):
     return x if x != x or x == ZERO_32 else y
 
 
-@njit
+@njit(cache=True)
 def _log32(x):
     tiny = x < SMALLEST_NORMAL_32
     scaled = x * DENORMAL_SCALE_32 if tiny else x
@@ -228,40 +228,40 @@ def _float_version(impl64, impl32):
     return choose
 
 
-@njit
+@njit(cache=True)
 def _tanh64(x):
     e = _expm1_64(2.0 * min(abs(x), TANH_CLAMP_64))
     return math.copysign(e / (e + 2.0), x)
 
 
-@njit
+@njit(cache=True)
 def _tanh32(x):
     e = _expm1_32(TWO_32 * min(abs(x), TANH_CLAMP_32))
     return np.float32(math.copysign(e / (e + TWO_32), x))
 
 
-@njit
+@njit(cache=True)
 def _sigmoid64(x):
     e = _exp64(-abs(x))
     s = 1.0 / (1.0 + e)
     return s if x >= 0.0 else e * s if x == x else x
 
 
-@njit
+@njit(cache=True)
 def _sigmoid32(x):
     e = _exp32(-abs(x))
     s = ONE_32 / (ONE_32 + e)
     return s if x >= ZERO_32 else e * s if x == x else x
 
 
-@njit
+@njit(cache=True)
 def _log1p64(x):
     u = 1.0 + x
     y = x if u == 1.0 else _log64(u) * (x / (u - 1.0))
     return x if x == math.inf else y
 
 
-@njit
+@njit(cache=True)
 def _log1p32(x):
     u = ONE_32 + x
     y = x if u == ONE_32 else _log32(u) * (x / (u - ONE_32))
