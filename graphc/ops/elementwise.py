@@ -57,8 +57,12 @@ elementwise("mul", arithmetic, np.multiply, lambda s: f"{s.args[0]} * {s.args[1]
             vjp=lambda g, out, a, b: (g * b, g * a))
 elementwise("div", floating, _true_divide, lambda s: f"{s.args[0]} / {s.args[1]}",
             vjp=lambda g, out, a, b: (g / b, -(g * out) / b))
-elementwise("pow", arithmetic, _errstate(np.power), lambda s: f"{s.args[0]} ** {s.args[1]}",
-            vjp=lambda g, out, a, b: (g * b * a ** (b - 1), g * out * F.log(a)), cost=8)
+def _pow_vjp(g, out, a, b):
+    """d/db a**b = a**b log(a), taken as 0 where a == 0 (a**b is flat there for b > 0, as in JAX)."""
+    return g * b * a ** (b - 1), F.where(a == 0, 0, g * out * F.log(a))
+
+
+elementwise("pow", arithmetic, _errstate(np.power), lambda s: f"{s.args[0]} ** {s.args[1]}", vjp=_pow_vjp, cost=8)
 elementwise("neg", arithmetic, np.negative, lambda s: f"-{s.args[0]}",
             vjp=lambda g, out, a: (-g,))
 
