@@ -53,6 +53,10 @@ class CompiledFunction:
             memory = self.memory()
         except KeyError:
             memory = "call-time sizes: see f.memory(N=...)"
+        if isinstance(memory, dict):
+            saved = 1 - memory["planned_peak_bytes"] / memory["naive_bytes"] if memory["naive_bytes"] else 0
+            memory = (f"naive {memory['naive_bytes']} bytes in {memory['naive_allocations']} arrays -> planned peak "
+                      f"{memory['planned_peak_bytes']} bytes in {memory['planned_allocations']} ({saved:.0%} less)")
         if memory:
             lines.append(f"memory: {memory}")
         return "\n".join(lines)
