@@ -86,6 +86,8 @@ CASES = [
     Case("add", lambda a, b: a + b, [f(None, 3), f(3)], np.add),
     Case("add_python_number", lambda a: 2.0 + a * 3, [f(2, 3)], lambda a: 2.0 + a * 3),
     Case("sub", lambda a, b: a - b, [f(2, 1, 3), f(4, 1)], np.subtract),
+    Case("array_constants", lambda a: a * np.arange(1.0, 4.0).astype(a.dtype) - np.ones((2, 1), a.dtype), [f(None, 3)],
+         lambda a: a * np.arange(1.0, 4.0).astype(a.dtype) - np.ones((2, 1), a.dtype)),
     Case("rsub", lambda a: 1.0 - a, [f(3)], lambda a: 1.0 - a),
     Case("mul", lambda a, b: a * b, [f(2, 3), f(2, 1)], np.multiply),
     Case("mul_same_operand", lambda a: a * a, [f(None, 2)], lambda a: a * a),
