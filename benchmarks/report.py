@@ -20,7 +20,9 @@ def row_text(row):
     if failed:
         return f"| {row['workload']} | {row['system']} | failed: {failed} |" + " |" * 8
     cells = [row["workload"], row["system"], warm.get("threads", "-"), seconds(warm.get("import_s")),
-             seconds(cold.get("first_call_s")), seconds(warm.get("first_call_s")), seconds(warm.get("median_s")),
+             seconds(cold.get("first_call_s")),
+             seconds(warm.get("first_call_s")) + (" (after a miss)" if warm.get("retried_after_miss") else ""),
+             seconds(warm.get("median_s")),
              seconds(warm.get("min_s")), warm.get("throughput", ""), f"{warm.get('error', float('nan')):.1e}"]
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
@@ -47,6 +49,20 @@ def ratios(rows):
     return lines
 
 
+def graphc_facts(rows):
+    """graphc's memory plan (planned peak bytes beside the naive plan's) and where each warm kernel came from."""
+    lines = ["", "graphc: memory plan and warm-start source", "",
+             "| workload | planned peak | naive plan | warm start kernel from |", "|---|---|---|---|"]
+    for row in rows:
+        if row["system"] != "graphc" or "failed" in row["warm"]:
+            continue
+        memory, cache = row["warm"].get("memory"), row["warm"].get("cache", {})
+        planned, naive = ((f"{memory['planned_peak_bytes'] / 1e6:.2f} MB", f"{memory['naive_bytes'] / 1e6:.2f} MB")
+                          if isinstance(memory, dict) else ("-", "-"))
+        lines.append(f"| {row['workload']} | {planned} | {naive} | {cache.get('status', '?')}: {cache.get('kernel', '?')} |")
+    return lines
+
+
 def markdown(report):
     m = report["machine"]
     rows = sorted(report["rows"], key=lambda r: (r["workload"], ORDER.index(r["system"])))
@@ -57,6 +73,7 @@ def markdown(report):
              "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [row_text(r) for r in rows]
     lines += ["", "Peer time / graphc time per call (median; above 1 means graphc is faster):", ""] + ratios(rows)
+    lines += graphc_facts(rows)
     if report.get("skipped"):
         lines += ["", "Not installed, skipped: " + ", ".join(report["skipped"])]
     return "\n".join(lines) + "\n"

@@ -20,7 +20,7 @@ def cache_environment(system, folder):
         env.update(JAX_COMPILATION_CACHE_DIR=os.path.join(folder, "jax"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     elif system.startswith("pytensor"):
-        env["PYTENSOR_FLAGS"] = f"compiledir={os.path.join(folder, 'pytensor')}"
+        env["PYTENSOR_FLAGS"] = f"base_compiledir={os.path.join(folder, 'pytensor')}"  # its Numba cache too
     return env
 
 

@@ -77,7 +77,7 @@ def _w5(d):
 def _runner(fn, args, outputs=list):
     """The compiled function is timed directly; N (the first call-time size) sizes its memory report."""
     from benchmarks.systems import Runner
-    batch = next((a.shape[0] for a in args if getattr(a, "ndim", 0) > 1), None)
+    batch = next((a.shape[0] for a in args if getattr(a, "ndim", 0) >= 1), None)
     return Runner(fn, args, outputs, extra={"compiled": fn, "sizes": {"N": batch} if batch else {}})
 
 
