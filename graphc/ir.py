@@ -85,8 +85,22 @@ class Graph:
         return list(dict.fromkeys(self.outputs + [v for _, v in self.updates]))
 
     def order(self):
-        """A stable topological order: ties broken by creation."""
-        return list(nx.lexicographical_topological_sort(self.g))
+        """A stable topological order: ties broken by creation; nodes sharing a "loop" tag (one loop
+        computes them, from the same operands) are kept adjacent, at the first one's place."""
+        order = list(nx.lexicographical_topological_sort(self.g))
+        loops = {}
+        for node in order:
+            if self.g.nodes[node].get("loop") is not None:
+                loops.setdefault(self.g.nodes[node]["loop"], []).append(node)
+        if not loops:
+            return order
+        placed, done = [], set()
+        for node in order:
+            if node not in done:
+                group = loops.get(self.g.nodes[node].get("loop"), [node])
+                placed += group
+                done.update(group)
+        return placed
 
     def nodes_with(self, op):
         return [n for n in self.order() if self.op(n) == op]

@@ -4,8 +4,10 @@ become one `fused` node that codegen compiles to a single loop with scalar inter
 Fan-out rule: a value read outside its group is
 - recomputed inside the group when it is cheap (an op of cost 1 such as add, mul, where, or a
   broadcast) and every reader is itself fusable, so it never has to be stored at all;
-- otherwise materialized: it is the output of its own group (or a plain node), and every group that
-  needs it reads it. So exp, log, tanh, sigmoid, matmul and reductions are computed once and saved:
+- otherwise materialized: in a group ending in a reduction it becomes an extra output of that group's
+  loop (a `fused` node with the same operands and body, its `output` naming the step; one loop
+  stores it while it accumulates), elsewhere it is the output of its own group (or a plain node);
+  every group that needs it reads it. So exp, log, tanh, sigmoid, matmul and reductions are computed once and saved:
   the sigmoid's backward reads the saved output s, never recomputing exp. Measured on W3
   (sum(sigmoid(x*y+0.5)*tanh(x)+exp(-x*x)) and both gradients, 4M float32, 2 cores): saving the
   three transcendentals took 34-42 ms per call, recomputing them in every loop (CHEAP = 8) 61 ms.
@@ -35,17 +37,18 @@ def fuse_elementwise(graph):
     for root in reversed(graph.order()):
         if root not in work or not _can_root(work, root):
             continue
-        members = _grow(work, root, index)
+        members, stored = _grow(work, root, index)
         if len(members) < 2:
             continue
-        _contract(work, root, sorted(members, key=index.get))
+        _contract(work, root, sorted(members, key=index.get), stored, index)
         groups, fused = groups + 1, fused + len(members)
     if not groups:
         return graph
     work = dce(work)
     if not nx.is_directed_acyclic_graph(work.g):
         raise PassError("fuse_elementwise created a cycle")
-    work.fired = {"groups": groups, "ops fused": fused}
+    extra = sum(1 for n in work.g.nodes if "output" in work.attrs(n))
+    work.fired = {k: v for k, v in (("groups", groups), ("ops fused", fused), ("extra outputs", extra)) if v}
     return work
 
 
@@ -65,9 +68,10 @@ def _space(graph, root):
 
 
 def _grow(graph, root, index):
-    """The group rooted at `root`: producers joined, users before producers, while the rules allow."""
+    """The group rooted at `root`, and the members it stores: producers join, users before producers."""
     space, roots = _space(graph, root), set(graph.roots())
-    members, moved, seen = {root}, {root}, {root}
+    members, moved, stored, seen = {root}, {root}, set(), {root}
+    reducing = graph.op(root) in REDUCERS
     frontier = [(-index[a], a) for a in set(graph.args(root))]
     heapq.heapify(frontier)
     while frontier:
@@ -75,18 +79,23 @@ def _grow(graph, root, index):
         if p in seen:
             continue
         seen.add(p)
-        how = _joins(graph, p, moved, space, roots)
+        how = _joins(graph, p, moved, space, roots, reducing)
+        if how == "stored" and not _readers_stay_outside(graph, p, members, index):
+            how = None
         if how and _convex(graph, members, p, index):
             members.add(p)
-            if how == "moved":
+            if how in ("moved", "stored"):
                 moved.add(p)
+            if how == "stored":
+                stored.add(p)
             for a in set(graph.args(p)):
                 heapq.heappush(frontier, (-index[a], a))
-    return members
+    return members, stored
 
 
-def _joins(graph, p, moved, space, roots):
-    """"moved" when only moved members read p; "copied" when p is cheap to recompute; else None.
+def _joins(graph, p, moved, space, roots, reducing):
+    """"moved" when only moved members read p; "copied" when p is cheap to recompute; "stored" when
+    the group ends in a reduction and its loop can store p for its other readers; else None.
 
     A copied member's original stays for its other readers, so it still reads its own operands:
     only readers that move with the group let an operand move too.
@@ -98,7 +107,24 @@ def _joins(graph, p, moved, space, roots):
         return "moved"
     if OPS[graph.op(p)].cost <= CHEAP and all(_elementwise(graph, u) or graph.op(u) in REDUCERS for u in users):
         return "copied"
-    return None
+    return "stored" if reducing else None
+
+
+def _readers_stay_outside(graph, p, members, index):
+    """False if a reader of p outside the group leads back into the group: storing p from the group's
+    loop would then close a cycle."""
+    high = max(index.get(m, 0) for m in members)
+    stack = [u for u in graph.users(p) if u not in members]
+    visited = set()
+    while stack:
+        n = stack.pop()
+        if n in members:
+            return False
+        if n in visited or index.get(n, high + 1) > high:
+            continue
+        visited.add(n)
+        stack.extend(graph.users(n))
+    return True
 
 
 def _convex(graph, members, p, index):
@@ -118,8 +144,9 @@ def _convex(graph, members, p, index):
     return True
 
 
-def _contract(graph, root, members):
-    """Turn `root` into the fused node of `members` (in topological order); drop the moved members."""
+def _contract(graph, root, members, stored, index):
+    """Turn `root` into the fused node of `members` (in topological order), add a node per stored
+    member (same operands and body, computed by root's loop), drop the members that moved."""
     inputs, steps, position = [], [], {m: j for j, m in enumerate(members)}
     for m in members:
         args = []
@@ -133,12 +160,26 @@ def _contract(graph, root, members):
                     inputs.append(a)
                 args.append(("in", inputs.index(a)))
         steps.append(Step(graph.op(m), tuple(args), tuple(sorted(graph.attrs(m).items())), graph.type(m)))
-    data = graph[root]
+    data, body = graph[root], Body(tuple(steps))
     for a in set(data["args"]):
         graph.g.remove_edge(a, root)
-    data.update(op="fused", args=tuple(inputs), attrs={"body": Body(tuple(steps))})
+    data.update(op="fused", args=tuple(inputs), attrs={"body": body})
     for a in inputs:
         graph.g.add_edge(a, root)
     for m in reversed(members):
-        if m != root and not graph.users(m):
+        if m != root and m not in stored and not graph.users(m):
             graph.remove(m)
+    for p in sorted(stored, key=index.get):
+        _store_from_loop(graph, root, p, inputs, body, position[p], index)
+
+
+def _store_from_loop(graph, root, p, inputs, body, step, index):
+    """p's readers read a node that root's loop stores (same operands and body, output = p's step)."""
+    data = graph[p]
+    node = graph.add("fused", inputs, {"body": body, "output": step}, data["type"], data["loc"], data["phase"], data["origin"])
+    if "origin_op" in data:
+        graph[node]["origin_op"] = data["origin_op"]
+    graph[node]["loop"] = graph[root]["loop"] = root
+    index[node] = index[root]
+    graph.replace_uses(p, node)
+    graph.remove(p)

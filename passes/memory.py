@@ -134,7 +134,7 @@ def _last_reads(graph, order, owner):
 def _receives(graph, node):
     op = graph.op(node)
     if op == "fused":
-        return graph.attrs(node)["body"].steps[-1].op not in REDUCERS
+        return graph.attrs(node)["body"].steps[graph.attrs(node).get("output", -1)].op not in REDUCERS
     return OPS[op].kind == "elementwise" or op in RECEIVERS
 
 

@@ -52,6 +52,7 @@ class Context:
         self.layouts = {}
         self.scalars = set()
         self.reused = set()  # nodes whose output took a dead array, as the memory plan says
+        self.done = set()    # nodes another node's loop already computed
 
     # graph facts
     def args(self, node): return self.graph.args(node)
@@ -144,8 +145,15 @@ class Context:
         return f"{self.var(operand)}[{', '.join(idx)}]"
 
     def fused(self, node, steps):
-        """Kernel lines computing a fused body (see fused_lines)."""
-        return fused_lines(self, node, steps)
+        """Kernel lines computing a fused body (see fused_lines); a group's loop computes, and stores,
+        every node of its "loop" tag at once."""
+        tag = self.graph[node].get("loop")
+        if tag is None:
+            return fused_lines(self, node, steps)
+        members = [m for m in self.graph.order() if self.graph[m].get("loop") == tag]
+        self.done.update(members)
+        extras = [(m, self.attrs(m)["output"]) for m in members if m != tag]
+        return fused_lines(self, tag, self.attrs(tag)["body"].steps, extras)
 
 
 def elementwise_lines(ctx, node):
@@ -155,19 +163,22 @@ def elementwise_lines(ctx, node):
     return fused_lines(ctx, node, (step,))
 
 
-def fused_lines(ctx, node, steps):
+def fused_lines(ctx, node, steps, extras=()):
     """One loop computing every step per element: intermediates are scalars, never arrays.
 
     The steps are elementwise ops over the node's operands ("in", k), earlier steps and literals; a
     last reduction step accumulates over the loop instead of storing (in the order and precision of
-    the reduce ops' own kernels, so fused and unfused results agree).
+    the reduce ops' own kernels, so fused and unfused results agree). extras: (node, step) pairs the
+    loop also stores, each into that node's array.
     """
     inputs, last = ctx.args(node), steps[-1]
     reducer = REDUCERS.get(last.op)
     space = _operand_type(ctx, inputs, steps, last.args[0]).shape if reducer else ctx.type(node).shape
     arrays = [a for a in dict.fromkeys(inputs) if ctx.type(a).ndim > 0]
     flat_ok = not reducer or ctx.type(node).ndim == 0  # a reduction into an array addresses kept axes
-    setup, head, ind, element, names = loop_lines(ctx, node, space, arrays, store=not reducer, flat_ok=flat_ok)
+    stored = [e for e, _ in extras]
+    setup, head, ind, element, names = loop_lines(ctx, node, space, arrays, store=not reducer, flat_ok=flat_ok,
+                                                  extras=stored)
     local = {a: f"x{k}" for k, a in enumerate(arrays)}
     loads = [f"{ind}{local[a]} = {element(a)}" for a in arrays]
     values = [local.get(a, ctx.var(a)) for a in inputs]
@@ -177,6 +188,7 @@ def fused_lines(ctx, node, steps):
                 for a in step.args]
         temps.append(f"t{node}_{j}")
         body.append(f"{ind}{temps[-1]} = {_scalar_expression(step, args, ctx)}")
+    body += [f"{ind}{element(e)} = {temps[j]}" for e, j in extras]
     if reducer:
         a = last.args[0]
         value = values[a[1]] if a[0] == "in" else temps[a[1]]
@@ -186,7 +198,7 @@ def fused_lines(ctx, node, steps):
     return setup + head + loads + body + [f"{ind}{element(node)} = {temps[-1]}"]
 
 
-def loop_lines(ctx, node, space, arrays, store, flat_ok=True):
+def loop_lines(ctx, node, space, arrays, store, flat_ok=True, extras=()):
     """The loop over `space` (one function, so parallel and vectorized variants change one place).
 
     Flat (one index i over C-ordered memory) when every array operand has the space's shape and is
@@ -194,12 +206,13 @@ def loop_lines(ctx, node, space, arrays, store, flat_ok=True):
     is allocated here with the space's shape. Returns (setup, head, indent, element(node) -> text, index names).
     """
     dims = [ctx.size(s) for s in space]
-    setup = [f"{ctx.var(node)} = {ctx.empty(node)}"] if store and space else []
+    stored = ([node] if store else []) + list(extras)
+    setup = [f"{ctx.var(n)} = {ctx.empty(n)}" for n in stored] if space else []
     if not space:
         return setup, [], "", ctx.var, []
     flat = flat_ok and all(same_shape(ctx.type(a).shape, space) and ctx.layout(a) == "C" for a in arrays)
     if flat:
-        viewed = arrays + ([node] if store else [])
+        viewed = arrays + stored
         view = ctx.var if len(space) == 1 else (lambda n: f"{ctx.var(n)}_flat")
         if len(space) > 1:
             setup += [f"{ctx.var(n)}_flat = {ctx.var(n)}.reshape(-1)" for n in viewed]
@@ -209,7 +222,7 @@ def loop_lines(ctx, node, space, arrays, store, flat_ok=True):
         return setup, [f"for i in range({size}):"], "    ", (lambda n: f"{view(n)}[i]"), None
     names = [f"i{k}" for k in range(len(space))]
     head, ind = ctx.nest(dims, names)
-    return setup, head, ind, (lambda n: ctx.at_shape(n, space, names) if n != node else f"{ctx.var(n)}[{', '.join(names)}]"), names
+    return setup, head, ind, (lambda n: ctx.at_shape(n, space, names) if n not in stored else f"{ctx.var(n)}[{', '.join(names)}]"), names
 
 
 def parallel_head(ctx, node, size, viewed, view):
@@ -319,6 +332,9 @@ def generate(graph, name="kernel"):
     from graphc.printer import _comment, _node_text  # one line of IR per node, as the dump shows it
     for node in graph.order():
         if node not in live or node in arg_nodes:
+            continue
+        if node in ctx.done:
+            body.append(f"# %{node} was stored by the loop above")
             continue
         opdef = OPS[graph.op(node)]
         text = _node_text(graph, node, ctx.names, lambda v: ctx.size(v) if isinstance(v, Dim) else str(v)).strip()

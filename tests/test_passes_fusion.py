@@ -54,7 +54,11 @@ def test_mlp_compiles_to_fused_loops_and_one_gate(mlp_step):
     assert ops.count("softmax_cross_entropy") == 1 and "log_softmax" not in ops
     loose = sorted(op for op in ops if gc.ops.OPS[op].kind == "elementwise")
     assert loose == ["add", "div"], "only lone ops stay unfused: the logits' bias add and the scalar 1/N"
-    assert ops.count("fused") == 11  # 2 bias+relu, gate backward, 2 relu backward, 6 parameter updates
+    # 2 bias+relu; 3 loops each summing a bias gradient while storing what it sums (gate and 2 relu
+    # backwards): 6 nodes; 6 parameter updates
+    assert ops.count("fused") == 14
+    stored = [n for n in graph.g.nodes if graph.op(n) == "fused" and "output" in graph.attrs(n)]
+    assert len(stored) == 3 and all(graph.op(graph[n]["loop"]) == "fused" for n in stored)
     assert mlp_step[2].dump().count("fused{relu(i0+i1)}") == 2
 
 
@@ -110,18 +114,22 @@ def test_fusion_ends_in_one_reduction_and_keeps_values():
     X = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
     for got, want in zip(f(X), reference([y, gc.grad(gc.sum(y), x)], [x], X)):
         np.testing.assert_allclose(got, want, rtol=2e-6)
-    assert kernel_loops(f.source()) == 6  # mean, tanh, fused sum, the add, N*1 and the fused backward
+    assert kernel_loops(f.source()) == 5  # mean, the sum (storing tanh for the backward), the add, N*1, the backward
 
 
 def test_backward_reads_only_the_saved_expensive_values():
-    """W3's chain: the backward reads the inputs and the saved sigmoid, tanh and exp, nothing else."""
+    """W3's chain: the backward reads the inputs and the saved sigmoid, tanh and exp, nothing else;
+    the forward's one loop sums and stores those three."""
     x, y = gc.tensor("x", (None,), "float32"), gc.tensor("y", (None,), "float32")
     loss = gc.sum(gc.sigmoid(x * y + 0.5) * gc.tanh(x) + gc.exp(-x * x))
     graph = optimized([loss] + gc.grad(loss, [x, y]), [x, y]).graph
     forward = {n for n in graph.g.nodes if graph[n]["phase"] == "forward" and graph.op(n) != "input"}
     read = {a for n in graph.g.nodes if graph[n]["phase"] == "backward" for a in graph.args(n) if a in forward}
-    texts = sorted(graph.attrs(n)["body"].text() if graph.op(n) == "fused" else graph.op(n) for n in read)
-    assert texts == ["exp(-i0*i0)", "sigmoid(i0*i1+0.5)", "tanh"], texts
+    texts = sorted(graph.attrs(n)["body"].text(graph.attrs(n).get("output", -1)) for n in read)
+    assert texts == ["exp(-i0*i0)", "sigmoid(i0*i1+0.5)", "tanh(i0)"], texts
+    # one forward loop computes the sum and stores the three values the backward needs
+    (loss,) = [n for n in forward if "output" not in graph.attrs(n)]
+    assert all(graph[n]["loop"] == loss for n in read) and graph.op(loss) == "fused"
     assert len([n for n in graph.g.nodes if graph[n]["phase"] == "backward" and graph.op(n) == "fused"]) == 2
 
 
@@ -138,3 +146,24 @@ def test_updates_are_written_in_place_unless_also_returned(mlp_step):
     assert out is not X and np.shares_memory(out, X) is False
     np.testing.assert_array_equal(out, np.arange(4.0) * 0.5 + 1)
     np.testing.assert_array_equal(X, out)
+
+
+
+@pytest.fixture(scope="module")
+def stored_by_a_reduction():
+    """A loop summing rows and storing an intermediate the matmul needs, float32, call-time rows."""
+    x, w = gc.tensor("x", (None, 4), "float32"), gc.tensor("w", (4, 3), "float32")
+    e = gc.exp(x * 0.5)
+    outputs = [gc.sum(e, axis=1, keepdims=True) + 1, e @ w]
+    return [x, w], outputs, gc.compile([x, w], outputs)
+
+
+def test_a_reduction_loop_stores_the_values_other_readers_need(stored_by_a_reduction):
+    inputs, outputs, f = stored_by_a_reduction
+    graph = f.ir
+    loops = {graph[n].get("loop") for n in graph.g.nodes if graph.op(n) == "fused"}
+    assert len(loops) == 1 and None not in loops and "was stored by the loop above" in f.source()
+    rng = np.random.default_rng(3)
+    X, W = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((4, 3)).astype(np.float32)
+    for got, want in zip(f(X, W), reference(outputs, inputs, X, W)):
+        np.testing.assert_allclose(got, want, rtol=2e-6)

@@ -6,7 +6,8 @@ Labels must lie in [0, C) (as one_hot needs for the backward).
 
 `fused` keeps its members as a `Body` (a straight-line program over its operands), so its shape
 rule, NumPy reference and printing all derive from the members' own registry entries; codegen
-compiles it to one loop (see runtime/codegen.py, fused_lines).
+compiles it to one loop (see runtime/codegen.py, fused_lines). A loop can also store intermediate
+steps its group's other readers need: `output` picks the step a node yields.
 """
 from dataclasses import dataclass
 
@@ -83,11 +84,11 @@ class Body:
     """The members of a fused node in order; the last step is its value (it may be a reduction)."""
     steps: tuple
 
-    def text(self):
+    def text(self, output=-1):
         texts = []
         for step in self.steps:
             texts.append(_step_text(step, [_arg_text(a, texts) for a in step.args]))
-        return texts[-1][0]
+        return texts[output][0]
 
 
 # reductions a fused loop can end in: identity, combine, divide by the count at the end
@@ -133,26 +134,29 @@ def _operand_types(step, types, values):
             for a in step.args]
 
 
-def _fused_infer(types, body):
+def _fused_infer(types, body, output=-1):
     values = []
     for step in body.steps:
         values.append(OPS[step.op].infer(_operand_types(step, types, values), **dict(step.attrs)))
-    return values[-1]
+    return values[output]
 
 
-def _fused_numpy(*arrays, body):
+def _fused_numpy(*arrays, body, output=-1):
     values = []
-    for step in body.steps:
+    for step in body.steps[:len(body.steps) if output == -1 else output + 1]:
         operands = [arrays[a[1]] if a[0] == "in" else values[a[1]] if a[0] == "step" else np.asarray(a[1], a[2])
                     for a in step.args]
         values.append(np.asarray(OPS[step.op].numpy(*operands, **dict(step.attrs))).astype(step.type.dtype, copy=False))
     return values[-1]
 
 
-def _fused_vjp(g, out, *inputs, body):
+def _fused_vjp(g, out, *inputs, body, output=-1):
     raise GradientError("fused nodes are formed after autodiff: take gradients before fusion")
 
 
-register(OpDef("fused", lambda types, body: _fused_infer(types, body), _fused_numpy, vjp=_fused_vjp,
+# A group's loop may store more than its last step: each stored step is a node of its own, with the
+# same operands and body and `output` naming the step; nodes sharing a "loop" tag are computed by one
+# loop (the schedule keeps them adjacent, see Graph.order).
+register(OpDef("fused", lambda types, body, output=-1: _fused_infer(types, body, output), _fused_numpy, vjp=_fused_vjp,
                emit=lambda ctx, node: ctx.fused(node, ctx.attrs(node)["body"].steps),
-               format_attrs=lambda attrs, dim_text: "{" + attrs["body"].text() + "}"))
+               format_attrs=lambda attrs, dim_text: "{" + attrs["body"].text(attrs.get("output", -1)) + "}"))
