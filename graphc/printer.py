@@ -65,6 +65,7 @@ def _comment(graph, node):
 
 
 def _buffer_note(graph, node):
-    """The memory plan's reuse, when there is one: this node writes into %k's dead array."""
-    donor = graph[node].get("reuses")
-    return f" [buffer of %{donor}]" if donor is not None else ""
+    """Where the array comes from: %k's loop stores it, or it is %k's dead array (the memory plan)."""
+    loop, donor = graph[node].get("loop"), graph[node].get("reuses")
+    note = f" [stored by the loop of %{loop}]" if loop is not None and loop != node else ""
+    return note + (f" [buffer of %{donor}]" if donor is not None else "")
