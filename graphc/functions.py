@@ -1,5 +1,4 @@
 """The user-facing functions, with NumPy's signatures. Each normalizes its arguments and calls `apply`."""
-import builtins
 import numbers
 
 from .errors import DTypeError, GradientError, ShapeError, describe
@@ -100,28 +99,23 @@ def matmul(a, b):
 dot = matmul
 
 
-def normalize_axes(axis, ndim, op):
+def _axes(axis, x, op):
     """None -> all axes; an int or a tuple -> a sorted tuple of non-negative axes."""
     if axis is None:
-        return tuple(range(ndim))
+        return tuple(range(x.ndim))
     axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
-    normal = []
     for a in axes:
-        if not isinstance(a, numbers.Integral) or not -ndim <= a < builtins.max(ndim, 1) or (ndim == 0):
-            raise ShapeError(f"{op}: axis {axis} is out of range for a rank-{ndim} tensor")
-        normal.append(int(a) % ndim)
+        if not isinstance(a, numbers.Integral) or isinstance(a, bool) or not -x.ndim <= a < x.ndim:
+            _fail(ShapeError, op, [x], f"axis {axis} is out of range for a rank-{x.ndim} tensor")
+    normal = [int(a) % x.ndim for a in axes]
     if len(set(normal)) != len(normal):
-        raise ShapeError(f"{op}: repeated axis in {axis}")
+        _fail(ShapeError, op, [x], f"repeated axis in {axis}")
     return tuple(sorted(normal))
 
 
 def _reduce(op, x, axis, keepdims):
     (x,) = as_tensors([x])
-    try:
-        axes = normalize_axes(axis, x.ndim, op) if x.ndim or axis not in (None, ()) else ()
-    except ShapeError as error:
-        _fail(ShapeError, op, [x], str(error).split(": ", 1)[1])
-    return apply(op, x, axes=axes, keepdims=bool(keepdims))
+    return apply(op, x, axes=_axes(axis, x, op), keepdims=bool(keepdims))
 
 
 def sum(x, axis=None, keepdims=False):
