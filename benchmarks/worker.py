@@ -57,6 +57,8 @@ def system_facts(runner):
     if compiled is None:
         return {}
     facts = {"cache": compiled.cache_info()}
+    if "after" in runner.extra:
+        facts.update(runner.extra["after"]())
     try:
         facts["memory"] = compiled.memory(**runner.extra.get("sizes", {}))
     except Exception as error:  # a fact missing from the report, never a failed benchmark

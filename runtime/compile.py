@@ -15,6 +15,7 @@ from graphc.errors import GraphcError
 from graphc.types import Dim
 
 from . import aot
+from .allocator import keep_freed_memory
 from .cache import load_module
 
 COUNTS = collections.Counter()
@@ -71,6 +72,7 @@ TINY_ELEMENTS = 4096
 def kernel_function(graph, kernel, key):
     """(callable, where it came from, whether the binder must check types): the ahead-of-time module
     when one was built for this key, else Numba (whose dispatcher checks types itself)."""
+    keep_freed_memory()
     ahead = wants_ahead_of_time(graph, kernel)
     entry = aot.load(key, kernel.name) if ahead else None
     if entry is not None:

@@ -54,3 +54,11 @@ def test_fixed_small_loops_stay_serial():
     assert "prange(" not in f.source()
     x = np.random.default_rng(0).standard_normal((3, 16))
     np.testing.assert_allclose(f(x), np.exp(x).sum(axis=1), rtol=1e-13)
+
+
+def test_freed_memory_is_kept_for_the_next_call(chain):
+    import platform
+    from graphc.runtime.allocator import keep_freed_memory
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's malloc only")
+    assert keep_freed_memory() and keep_freed_memory()  # tuned once (compiling did it), then a no-op

@@ -58,7 +58,22 @@ def _w4(d):
     import graphc as gc
     fn = mlp_step(gc)
     args = (d["X"], d["labels"]) + tuple(d[k] for k in MLP_PARAMS)
-    return _runner(fn, args, lambda raw: [raw[0]] + [a.copy() for a in args[2:]])
+    runner = _runner(fn, args, lambda raw: [raw[0]] + [a.copy() for a in args[2:]])
+    runner.extra["after"] = lambda: {"compiles across batch sizes 1, 7, 256, 10000": batch_recompiles(fn, d)}
+    return runner
+
+
+def batch_recompiles(fn, d):
+    """How many kernels were compiled or loaded while the same step ran on four batch sizes (issue 5:
+    none). Runs after the timings, on copies of the parameters."""
+    import numpy as np
+    from graphc.runtime.compile import COUNTS
+    before = sum(COUNTS.values())
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 256, 10_000):
+        X = rng.standard_normal((n, d["X"].shape[1])).astype(np.float32)
+        fn(X, rng.integers(0, 10, n), *(d[k].copy() for k in MLP_PARAMS))
+    return sum(COUNTS.values()) - before
 
 
 def _w5(d):
