@@ -197,3 +197,13 @@ def test_sizes_derived_from_call_time_sizes_are_checked():
         f(np.ones((2, 3)), np.ones(5), np.ones((4, 3)), np.ones((2, 3)))
     with pytest.raises(gc.GraphcError, match=r"y.shape\[0\] must equal .*x.shape\[0\]"):
         f(np.ones((2, 3)), np.ones(6), np.ones((4, 3)), np.ones((3, 3)))
+
+
+def test_labels_outside_the_classes_raise_in_the_cross_entropy_gate():
+    scores, labels = gc.tensor("scores", (None, 3), "float64"), gc.tensor("labels", (None, 1), "int64")
+    loss = -gc.mean(gc.take_along_axis(gc.log_softmax(scores, axis=1), labels, axis=1))
+    f = gc.compile([scores, labels], [loss, gc.grad(loss, scores)])
+    assert "softmax_cross_entropy" in f.dump()
+    f(np.zeros((2, 3)), np.array([[0], [2]]))
+    with pytest.raises(gc.GraphcError, match=f"outside.*{loss.loc}|out of range.*{loss.loc}"):
+        f(np.zeros((2, 3)), np.array([[0], [3]]))

@@ -233,6 +233,9 @@ CASES = [
     Case("cross_entropy", lambda s, y: -gc.mean(gc.take_along_axis(gc.log_softmax(s, axis=1), y, axis=1)),
          [f(None, 4), f(None, 1, kind="int", high=4)],
          lambda s, y: -np.mean(np.take_along_axis(np.log(softmax(s)), y, axis=1))),
+    Case("cross_entropy_call_time_classes", lambda s, y: -gc.mean(gc.take_along_axis(gc.log_softmax(s, axis=1), y, axis=1)),
+         [f(None, None), f(None, 1, kind="int", high=N)],
+         lambda s, y: -np.mean(np.take_along_axis(np.log(softmax(s)), y, axis=1))),
     Case("cross_entropy_one_hot", lambda s, y: -gc.mean(gc.sum(gc.log_softmax(s, axis=1) * gc.one_hot(y, 3, dtype=s.dtype), axis=1)),
          [f(None, 3), f(None, kind="int", high=3)], lambda s, y: -np.mean(np.log(softmax(s))[np.arange(len(y)), y])),
     # naive formulas the stabilize pass rewrites into gates

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import functions as F
 from ..errors import DTypeError, GradientError, ShapeError
-from ..types import Dim, TensorType, is_float, same_shape
+from ..types import TensorType, is_float, same_shape
 from .gates import _log_softmax_numpy
 from .reduce import _lowest
 from .registry import OPS, OpDef, register
@@ -38,12 +38,10 @@ def _cross_entropy_numpy(logits, indices):
 
 
 def _cross_entropy_vjp(g, out, logits, indices):
-    classes = logits.shape[1]
-    if isinstance(classes, Dim):
-        raise GradientError("the cross-entropy gate's gradient needs a fixed number of classes")
-    onehot = F.one_hot(F.getitem(indices, (slice(None), 0)), classes, logits.dtype)
-    count = F.apply("size_of", logits, axes=(0,))
-    return (F.softmax(logits, 1) - onehot) * (g / count), None
+    """(softmax - onehot) * g / N, the one-hot part scattered by the labels (so C may be a call-time size)."""
+    scale = g / F.apply("size_of", logits, axes=(0,))
+    picked = F.apply("scatter_add_along_axis", F.broadcast_to(scale, indices.shape), indices, axis=1, shape=logits.shape)
+    return F.softmax(logits, 1) * scale - picked, None
 
 
 def _emit_cross_entropy(ctx, node):
@@ -52,6 +50,7 @@ def _emit_cross_entropy(ctx, node):
     n, c = ctx.dims(z)
     zv, dtype = ctx.var(z), ctx.type(node).dtype
     zero, lowest = ctx.const(0, dtype), ctx.const(float("-inf"), dtype)
+    where = ctx.graph[node].get("loc") or "?"
     return ["acc = 0.0",
             f"for i in range({n}):",
             f"    top = {lowest}",
@@ -60,7 +59,10 @@ def _emit_cross_entropy(ctx, node):
             f"    total = {zero}",
             f"    for j in range({c}):",
             f"        total += exp({zv}[i, j] - top)",
-            f"    acc += top + log(total) - {zv}[i, {ctx.var(idx)}[i, 0] % {c}]",
+            f"    k = {ctx.var(idx)}[i, 0]",
+            f"    if k < 0 or k >= {c}:",
+            f"        raise IndexError({f'softmax_cross_entropy: a label is outside [0, classes) (at {where})'!r})",
+            f"    acc += top + log(total) - {zv}[i, k]",
             f"{ctx.var(node)} = np.{dtype}(acc / {n})"]
 
 
