@@ -2,7 +2,7 @@
 import networkx as nx
 
 from graphc import functions as F
-from graphc.errors import GradientError
+from graphc.errors import GradientError, GraphcError
 from graphc.lower import add_tensor
 from graphc.ops import OPS
 from graphc.tensor import Tensor, constant
@@ -56,7 +56,10 @@ def _local_grads(graph, node, upstream_node):
     if opdef.vjp is None:
         raise GradientError(f"{data['op']} has no gradient rule (at {data['loc']})")
     args = [_ref(graph, a) for a in data["args"]]
-    return opdef.vjp(_ref(graph, upstream_node), _ref(graph, node), *args, **data["attrs"])
+    try:
+        return opdef.vjp(_ref(graph, upstream_node), _ref(graph, node), *args, **data["attrs"])
+    except GraphcError as error:  # name the forward node whose gradient failed, at the user's line
+        raise type(error)(f"the gradient of {data['op']} at {data['loc']}: {error}") from None
 
 
 def _lower(graph, origin, tensor):

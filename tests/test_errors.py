@@ -207,3 +207,17 @@ def test_labels_outside_the_classes_raise_in_the_cross_entropy_gate():
     f(np.zeros((2, 3)), np.array([[0], [2]]))
     with pytest.raises(gc.GraphcError, match=f"outside.*{loss.loc}|out of range.*{loss.loc}"):
         f(np.zeros((2, 3)), np.array([[0], [3]]))
+
+
+def test_a_failing_gradient_rule_names_the_op_and_line(monkeypatch):
+    import dataclasses
+
+    from graphc.ops import OPS
+
+    def refuse(g, out, a):
+        raise gc.ShapeError("no rule here")
+    monkeypatch.setitem(OPS, "exp", dataclasses.replace(OPS["exp"], vjp=refuse))
+    x = gc.tensor("x", (3,), "float64")
+    y = gc.exp(x)
+    with pytest.raises(gc.ShapeError, match=f"the gradient of exp at {y.loc}: no rule here"):
+        gc.compile([x], gc.grad(gc.sum(y), x), name="failing_rule")  # a name no cached graph has
