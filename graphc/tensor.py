@@ -69,6 +69,10 @@ class Tensor:
     def __eq__(self, other): return apply("eq", self, other)
     def __ne__(self, other): return apply("ne", self, other)
 
+    def __iter__(self):  # without it, Python would iterate through __getitem__, endlessly on a None axis
+        raise GraphcError(f"can't iterate over a symbolic tensor ({self!r}, at {user_location()}); "
+                          "index it (x[0]) or reduce it (gc.sum)")
+
     def __getitem__(self, index):
         from .functions import getitem
         return getitem(self, index)

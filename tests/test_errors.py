@@ -68,6 +68,7 @@ DECLARATION = [
      ["grad", "i64[?]", "int64"]),
     ("grad_wrt_array", lambda: gc.grad(gc.sum(X), np.ones(3)), gc.GradientError, ["grad", "ndarray"]),
     ("truth_value", lambda: bool(X > 0), gc.GraphcError, ["truth value", "gc.where"]),
+    ("iteration", lambda: list(X), gc.GraphcError, ["iterate", "f64[?,3]"]),
 ]
 
 
