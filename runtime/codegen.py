@@ -289,13 +289,31 @@ def _scalar_expression(step, args, ctx):
     return OPS[step.op].scalar(ScalarSpec(args, step.type.dtype, ctx.const))
 
 
-def derived_size_check(ctx, size, where):
-    """An input size unified with a computed one (x.reshape(-1) + y, say) is checked against its formula:
-    the binder only compares inputs with each other, and the loops trust the sizes."""
-    expected = size.formula.format(*[ctx.size(p) for p in size.parts])
-    text = size.formula.format(*[where.get(resolve(p), "?") for p in size.parts])
-    return [f"if {ctx.size_vars[size]} != {expected}:",
-            f"    raise ValueError({f'{where[size]} must equal {text}'!r})"]
+def size_checks(ctx, graph, where):
+    """Kernel lines checking every size computed from others (a slice's length, a flattened size, a sum
+    of concatenated sizes) that was unified with another size: the binder only compares the inputs
+    with each other, and the loops trust the sizes, so a disagreement would read past an array."""
+    lines, seen = [], set()
+    for node in graph.order():
+        for raw in graph.type(node)._shape:
+            root = raw.resolved() if isinstance(raw, Dim) else None
+            if raw in seen or not isinstance(root, (Dim, int)) or raw.formula is None or root is raw and raw not in where:
+                continue
+            seen.add(raw)
+            actual = raw.formula.format(*[ctx.size(p) for p in raw.parts])
+            expected = ctx.size(root) if root is not raw else ctx.size_vars[raw]
+            text = raw.formula.format(*[_size_text(p, where) for p in raw.parts])
+            message = f"{graph.op(node)} at {graph[node].get('loc')}: a size {text} must equal {_size_text(root, where)}"
+            lines += [f"if {actual} != {expected}:", f"    raise ValueError({message!r})"]
+    return lines
+
+
+def _size_text(size, where):
+    """A size for messages: the input axis it is read from, or its formula over those."""
+    size = resolve(size)
+    if not isinstance(size, Dim) or size in where:
+        return where.get(size, str(size))
+    return size.formula.format(*[_size_text(p, where) for p in size.parts]) if size.formula else "?"
 
 
 VIEW_OPS = ("input", "reshape", "transpose", "getitem")  # their results may alias a caller's array
@@ -314,17 +332,14 @@ def generate(graph, name="kernel"):
     params = [f"a{k}" for k in range(len(arg_nodes))]
     scalar_args = {k for k, n in enumerate(graph.inputs) if graph.type(n).ndim == 0 and n not in updated}
 
-    derived, where = [], {}
+    where = {}
     for k, node in enumerate(graph.inputs):
         for axis, size in enumerate(graph.type(node).shape):
             if isinstance(size, Dim) and size not in ctx.size_vars:
                 ctx.size_vars[size] = f"n{len(ctx.size_vars)}"
                 ctx.size_lines.append(f"{ctx.size_vars[size]} = a{k}.shape[{axis}]")
                 where[size] = f"{graph.attrs(node)['name']}.shape[{axis}]"
-                if size.formula is not None:
-                    derived.append(size)
-    for size in derived:
-        ctx.size_lines += derived_size_check(ctx, size, where)
+    ctx.size_lines += size_checks(ctx, graph, where)
     body = []
     for k, node in enumerate(arg_nodes):
         read = f"a{k}[()]" if graph.type(node).ndim == 0 and k not in scalar_args else f"a{k}"

@@ -340,16 +340,17 @@ def _slice_length_formula(start, stop, step):
     """len(range(n)[start:stop:step]) as an arithmetic expression over `{0}` = n (the kernel can't slice
     a range), specialized for the slice's static start, stop and step."""
     step = 1 if step is None else step
+    last = "{0}" if step > 0 else "{0} - 1"  # the highest position a bound can take
+    low = "0" if step > 0 else "-1"
 
-    def bound(value, default, low, high):
+    def bound(value, default):
         if value is None:
             return default
-        shifted = f"{{0}} + ({value})" if value < 0 else str(value)
-        return f"min(max({shifted}, {low}), {high})"
+        return f"min({value}, {last})" if value >= 0 else f"max({{0}} - {-value}, {low})"
     if step > 0:
-        first, end = bound(start, "0", "0", "{0}"), bound(stop, "{0}", "0", "{0}")
-        return f"max(0, ({end} - {first} + {step - 1}) // {step})"
-    first, end = bound(start, "{0} - 1", "-1", "{0} - 1"), bound(stop, "-1", "-1", "{0} - 1")
+        first, end = bound(start, "0"), bound(stop, "{0}")
+        return f"max(0, {end} - {first})" if step == 1 else f"max(0, ({end} - {first} + {step - 1}) // {step})"
+    first, end = bound(start, "{0} - 1"), bound(stop, "-1")
     return f"max(0, ({first} - {end} + {-step - 1}) // {-step})"
 
 
