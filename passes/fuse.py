@@ -45,6 +45,7 @@ def fuse_elementwise(graph):
     if not groups:
         return graph
     work = dce(work)
+    _share_loops(work)
     if not nx.is_directed_acyclic_graph(work.g):
         raise PassError("fuse_elementwise created a cycle")
     extra = sum(1 for n in work.g.nodes if "output" in work.attrs(n))
@@ -80,9 +81,9 @@ def _grow(graph, root, index):
             continue
         seen.add(p)
         how = _joins(graph, p, moved, space, roots, reducing)
-        if how == "stored" and not _readers_stay_outside(graph, p, members, index):
+        if how == "stored" and not _readers_stay_outside(graph, p, members, moved):
             how = None
-        if how and _convex(graph, members, p, index):
+        if how and _convex(graph, members, p):
             members.add(p)
             if how in ("moved", "stored"):
                 moved.add(p)
@@ -110,38 +111,33 @@ def _joins(graph, p, moved, space, roots, reducing):
     return "stored" if reducing else None
 
 
-def _readers_stay_outside(graph, p, members, index):
+def _readers_stay_outside(graph, p, members, moved):
     """False if a reader of p outside the group leads back into the group: storing p from the group's
-    loop would then close a cycle."""
-    high = max(index.get(m, 0) for m in members)
-    stack = [u for u in graph.users(p) if u not in members]
-    visited = set()
-    while stack:
-        n = stack.pop()
-        if n in members:
-            return False
-        if n in visited or index.get(n, high + 1) > high:
-            continue
-        visited.add(n)
-        stack.extend(graph.users(n))
-    return True
+    loop would then close a cycle. A copied member's original stays outside and keeps reading p."""
+    stack = []
+    for u in graph.users(p):
+        if u not in moved:
+            stack.extend(graph.users(u) if u in members else [u])
+    return not _reaches(graph, stack, members, graph.users)
 
 
-def _convex(graph, members, p, index):
+def _convex(graph, members, p):
     """False if some path leaves the group and reaches p (joining p would close a cycle)."""
-    low = min(index.get(m, 0) for m in members)
-    stack = [a for a in graph.args(p) if a not in members]
+    return not _reaches(graph, [a for a in graph.args(p) if a not in members], members, graph.args)
+
+
+def _reaches(graph, start, members, step):
+    """Whether walking `step` (users or operands) from `start` through non-members meets a member.
+    No pruning by schedule position: a loop's extra outputs have none that is consistent."""
     visited = set()
-    while stack:
-        n = stack.pop()
-        if n in visited or index.get(n, low) < low:
-            continue
-        visited.add(n)
-        for a in graph.args(n):
-            if a in members:
-                return False
-            stack.append(a)
-    return True
+    while start:
+        n = start.pop()
+        if n in members:
+            return True
+        if n not in visited:
+            visited.add(n)
+            start.extend(step(n))
+    return False
 
 
 def _contract(graph, root, members, stored, index):
@@ -171,6 +167,72 @@ def _contract(graph, root, members, stored, index):
             graph.remove(m)
     for p in sorted(stored, key=index.get):
         _store_from_loop(graph, root, p, inputs, body, position[p], index)
+
+
+def _share_loops(graph):
+    """Fused nodes over the same loop shape that read a common array and don't depend on each other
+    run in one loop: each keeps its value (`output`), the body is the union of theirs (shared steps
+    computed once), so, e.g., the gradients for x and y read x, y and the saved values once.
+    Each node joins a loop on the graph as merged so far, so merging never closes a cycle."""
+    clusters, own = [], {}
+    for node in graph.order():
+        if not _may_share(graph, node):
+            continue
+        own[node] = (graph.args(node), graph.attrs(node)["body"])
+        cluster = next((c for c in clusters if _fits(graph, c, node)), None)
+        if cluster is None:
+            clusters.append([node])
+            continue
+        cluster.append(node)
+        _merge(graph, cluster, own)
+
+
+def _may_share(graph, node):
+    data = graph[node]
+    return (data["op"] == "fused" and data.get("loop") is None and data["type"].ndim > 0
+            and data["attrs"]["body"].steps[-1].op not in REDUCERS)
+
+
+def _fits(graph, cluster, node):
+    first, arrays = cluster[0], {a for a in graph.args(node) if graph.type(a).ndim > 0}
+    return (same_shape(graph.type(first).shape, graph.type(node).shape)
+            and arrays & {a for m in cluster for a in graph.args(m)}
+            and not any(nx.has_path(graph.g, m, node) or nx.has_path(graph.g, node, m) for m in cluster))
+
+
+def _merge(graph, cluster, own):
+    """One body computing every member's own steps over the union of their own operands."""
+    inputs, steps, known, outputs = [], [], {}, []
+    for node in cluster:
+        operands, body = own[node]
+        positions = []
+        for step in body.steps:
+            args = tuple(_remap(a, operands, inputs, positions) for a in step.args)
+            key = (step.op, args, step.attrs)
+            if key not in known:
+                known[key] = len(steps)
+                steps.append(Step(step.op, args, step.attrs, step.type))
+            positions.append(known[key])
+        outputs.append(positions[-1])
+    merged = Body(tuple(steps))
+    for node, output in zip(cluster, outputs):
+        for a in set(graph.args(node)):
+            graph.g.remove_edge(a, node)
+        graph[node].update(args=tuple(inputs), attrs={"body": merged, "output": output}, loop=cluster[0])
+        for a in inputs:
+            graph.g.add_edge(a, node)
+
+
+def _remap(arg, operands, inputs, own):
+    """An argument of one member's step in the merged body."""
+    if arg[0] == "in":
+        operand = operands[arg[1]]
+        if operand not in inputs:
+            inputs.append(operand)
+        return ("in", inputs.index(operand))
+    if arg[0] == "step":
+        return ("step", own[arg[1]])
+    return arg
 
 
 def _store_from_loop(graph, root, p, inputs, body, step, index):

@@ -153,7 +153,7 @@ class Context:
         members = [m for m in self.graph.order() if self.graph[m].get("loop") == tag]
         self.done.update(members)
         extras = [(m, self.attrs(m)["output"]) for m in members if m != tag]
-        return fused_lines(self, tag, self.attrs(tag)["body"].steps, extras)
+        return fused_lines(self, tag, self.attrs(tag)["body"].steps, extras, self.attrs(tag).get("output", -1))
 
 
 def elementwise_lines(ctx, node):
@@ -163,13 +163,13 @@ def elementwise_lines(ctx, node):
     return fused_lines(ctx, node, (step,))
 
 
-def fused_lines(ctx, node, steps, extras=()):
+def fused_lines(ctx, node, steps, extras=(), output=-1):
     """One loop computing every step per element: intermediates are scalars, never arrays.
 
     The steps are elementwise ops over the node's operands ("in", k), earlier steps and literals; a
     last reduction step accumulates over the loop instead of storing (in the order and precision of
     the reduce ops' own kernels, so fused and unfused results agree). extras: (node, step) pairs the
-    loop also stores, each into that node's array.
+    loop also stores, each into that node's array; output: the step stored into node's (the last).
     """
     inputs, last = ctx.args(node), steps[-1]
     reducer = REDUCERS.get(last.op)
@@ -195,7 +195,7 @@ def fused_lines(ctx, node, steps, extras=()):
         return _reduce_lines(ctx, node, last, reducer, space, setup, head, ind, loads + body, value, names)
     if not space:
         return [line.strip() for line in body[:-1]] + [f"{ctx.var(node)} = {body[-1].split(' = ', 1)[1]}"]
-    return setup + head + loads + body + [f"{ind}{element(node)} = {temps[-1]}"]
+    return setup + head + loads + body + [f"{ind}{element(node)} = {temps[output]}"]
 
 
 def loop_lines(ctx, node, space, arrays, store, flat_ok=True, extras=()):

@@ -101,8 +101,10 @@ def test_fusion_recomputes_cheap_values_and_saves_expensive_ones():
     out1, out2 = gc.tanh(cheap) * expensive, cheap * 2 - expensive
     graph = optimized([out1, out2], [x], disable=["plan_memory"]).graph
     fused = [n for n in graph.g.nodes if graph.op(n) == "fused"]
-    texts = sorted(graph.attrs(n)["body"].text() for n in fused)
+    texts = sorted(graph.attrs(n)["body"].text(graph.attrs(n).get("output", -1)) for n in fused)
     assert texts == ["(i0*3+1)*2-i1", "exp(i0*2)", "tanh(i0*3+1)*i1"], texts  # cheap recomputed twice, exp once
+    users_of_exp = [n for n in fused if "exp" not in graph.attrs(n)["body"].text(graph.attrs(n).get("output", -1))]
+    assert graph[users_of_exp[0]]["loop"] == graph[users_of_exp[1]]["loop"] is not None  # and they share one loop
 
 
 def test_fusion_ends_in_one_reduction_and_keeps_values():
@@ -119,7 +121,7 @@ def test_fusion_ends_in_one_reduction_and_keeps_values():
 
 def test_backward_reads_only_the_saved_expensive_values():
     """W3's chain: the backward reads the inputs and the saved sigmoid, tanh and exp, nothing else;
-    the forward's one loop sums and stores those three."""
+    the forward's one loop sums and stores those three; one backward loop computes both gradients."""
     x, y = gc.tensor("x", (None,), "float32"), gc.tensor("y", (None,), "float32")
     loss = gc.sum(gc.sigmoid(x * y + 0.5) * gc.tanh(x) + gc.exp(-x * x))
     graph = optimized([loss] + gc.grad(loss, [x, y]), [x, y]).graph
@@ -130,7 +132,8 @@ def test_backward_reads_only_the_saved_expensive_values():
     # one forward loop computes the sum and stores the three values the backward needs
     (loss,) = [n for n in forward if "output" not in graph.attrs(n)]
     assert all(graph[n]["loop"] == loss for n in read) and graph.op(loss) == "fused"
-    assert len([n for n in graph.g.nodes if graph[n]["phase"] == "backward" and graph.op(n) == "fused"]) == 2
+    backward = [n for n in graph.g.nodes if graph[n]["phase"] == "backward" and graph.op(n) == "fused"]
+    assert len(backward) == 2 and graph[backward[0]]["loop"] == graph[backward[1]]["loop"] is not None  # one loop
 
 
 def test_updates_are_written_in_place_unless_also_returned(mlp_step):

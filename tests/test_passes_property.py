@@ -31,6 +31,8 @@ BINARY = [
 
 steps = st.lists(st.tuples(st.booleans(), st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 1000)),
                  min_size=1, max_size=7)
+long_steps = st.lists(st.tuples(st.booleans(), st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 1000)),
+                      min_size=5, max_size=14)
 
 
 def build(plan):
@@ -78,8 +80,8 @@ def test_compiled_optimized_graph_matches_unoptimized_interpreter(disabled, plan
     close(gc.compile(inputs, outputs, disable=disabled)(*args), want)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps, st.integers(0, 2 ** 16))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(long_steps, st.integers(0, 2 ** 16))
 def test_fusion_alone_never_creates_a_cycle_and_keeps_values(plan, seed):
     import networkx as nx
     from graphc import passes
