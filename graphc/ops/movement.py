@@ -237,6 +237,7 @@ def _emit_take(ctx, node):
 
 
 def _take_numpy(x, idx, axis):
+    axis %= x.ndim
     shape = list(np.broadcast_shapes(x.shape[:axis] + (1,) + x.shape[axis + 1:], idx.shape[:axis] + (1,) + idx.shape[axis + 1:]))
     x = np.broadcast_to(x, tuple(shape[:axis]) + (x.shape[axis],) + tuple(shape[axis + 1:]))
     idx = np.broadcast_to(idx, tuple(shape[:axis]) + (idx.shape[axis],) + tuple(shape[axis + 1:]))
