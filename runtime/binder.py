@@ -95,9 +95,11 @@ def binder_source(graph, kernel, params, single, check_types=False):
              "        if _extra or _unknown" + "".join(f" or {c}" for c in checks) + ":",
              "            raise _Mismatch",
              f"        r = _kernel({', '.join(args)})",
-             "    except Exception:",
-             f"        return {slow}[0]" if single else f"        return {slow}",
-             f"    return {returned}"]
+             "    except Exception:",  # leave the except block first: the graphc error carries no Numba context
+             "        pass",
+             "    else:",
+             f"        return {returned}",
+             f"    return {slow}[0]" if single else f"    return {slow}"]
     return "\n".join(lines) + "\n"
 
 
