@@ -1,7 +1,8 @@
 """The disk cache: everything a compile produced, under one key built from what the user wrote.
 
 Key = sha256 of: the canonical text of the *lowered* graph (renumbered SSA with dtypes, ranks, sizes,
-input names and updates, no source locations) plus the bytes of its array constants; the pass
+input names and updates, and each node's source location, so the cached graph's dumps and the
+kernel's messages name the caller's lines) plus the bytes of its array constants; the pass
 pipeline, the disabled passes and the options; a digest of graphc's own source files (so an edited
 graphc never reads a stale entry); Numba's, NumPy's and Python's versions; the CPU (model and flags).
 
@@ -70,9 +71,12 @@ def cpu_description():
 
 
 def canonical_text(graph):
-    """The lowered graph as text without locations, plus the bytes of every array constant."""
+    """The lowered graph as text with its source locations, plus the bytes of every array constant.
+
+    Locations are part of the key: the cached optimized graph carries them into dumps and kernel
+    error messages, which must name the lines of the program that is running now."""
     from graphc.printer import format_graph
-    parts = [format_graph(graph, show_loc=False)]
+    parts = [format_graph(graph, show_loc=True)]
     for node in graph.order():
         value = graph.attrs(node).get("value") if graph.op(node) == "constant" else None
         if isinstance(value, np.ndarray):

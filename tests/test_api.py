@@ -78,3 +78,18 @@ def test_wrong_dtype_is_a_graphc_error(model):
         model["f"](X, W)
     with pytest.raises(gc.CallError, match="axis 1 must be 3"):
         model["f"](np.ones((4, 2)), W, B)
+
+
+def test_the_same_structure_written_on_another_line_dumps_its_own_line():
+    def build():
+        a = gc.scalar("a", "float64")
+        return a, gc.exp(a)
+
+    first_a, first = build()
+    second_a = gc.scalar("a", "float64")
+    second = gc.exp(second_a)  # the same graph, written on this line
+    f1 = gc.compile([first_a], [first], name="same_structure")
+    f2 = gc.compile([second_a], [second], name="same_structure")
+    assert f"test_api.py:{build.__code__.co_firstlineno + 2}" in f1.dump()
+    line = second_a.loc.split(":")[1]
+    assert f"test_api.py:{int(line) + 1}" in f2.dump() and f"test_api.py:{int(line) + 1}" not in f1.dump()
