@@ -1,5 +1,6 @@
 """gc.compile: lower, run the pass pipeline, generate and compile one kernel, bind it."""
 from .errors import GraphcError
+from .loc import user_location
 from .lower import lower
 from .tensor import Tensor
 
@@ -74,7 +75,8 @@ def _check_updates(inputs, updates):
     pairs = []
     for target, value in updates.items():
         if not isinstance(target, Tensor) or all(target is not t for t in inputs):
-            raise GraphcError(f"update target {target!r} must be one of the compiled function's inputs")
+            raise GraphcError(f"update target {target!r} must be one of the compiled function's inputs "
+                              f"(at {user_location()})")
         if not isinstance(value, Tensor):
             from .tensor import as_tensors
             (value,) = as_tensors([value])

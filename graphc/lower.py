@@ -1,5 +1,6 @@
 """Lowering: Tensor expressions -> the networkx IR."""
 from .errors import GraphcError
+from .loc import user_location
 from .ir import Graph
 
 
@@ -9,17 +10,20 @@ def lower(outputs, inputs=(), updates=(), name="graph"):
     memo = {}
     for tensor in inputs:
         if tensor.op != "input":
-            raise GraphcError(f"gc.compile inputs must be declared with gc.tensor/gc.scalar, got {tensor!r}")
+            raise GraphcError(f"gc.compile inputs must be declared with gc.tensor/gc.scalar, got {tensor!r} "
+                              f"(at {user_location()})")
         graph.inputs.append(add_tensor(graph, tensor, memo))
     names = [graph.attrs(n)["name"] for n in graph.inputs]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
-        raise GraphcError(f"inputs named {sorted(duplicates)} appear more than once")
+        raise GraphcError(f"inputs named {sorted(duplicates)} appear more than once (at {user_location()})")
     graph.outputs = [add_tensor(graph, t, memo) for t in outputs]
     graph.updates = [(memo[id(target)], add_tensor(graph, value, memo)) for target, value in updates]
-    missing = [graph.attrs(n)["name"] for n in graph.nodes_with("input") if n not in graph.inputs]
+    missing = [f"{graph.attrs(n)['name']} (declared at {graph[n]['loc']})" for n in graph.nodes_with("input")
+               if n not in graph.inputs]
     if missing:
-        raise GraphcError(f"the outputs depend on inputs not passed to gc.compile: {', '.join(missing)}")
+        raise GraphcError(f"the outputs depend on inputs not passed to gc.compile: {', '.join(missing)} "
+                          f"(at {user_location()})")
     return graph
 
 

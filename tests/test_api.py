@@ -93,3 +93,11 @@ def test_the_same_structure_written_on_another_line_dumps_its_own_line():
     assert f"test_api.py:{build.__code__.co_firstlineno + 2}" in f1.dump()
     line = second_a.loc.split(":")[1]
     assert f"test_api.py:{int(line) + 1}" in f2.dump() and f"test_api.py:{int(line) + 1}" not in f1.dump()
+
+
+def test_compile_errors_name_the_callers_line():
+    a, b = gc.scalar("a", "float64"), gc.scalar("b", "float64")
+    with pytest.raises(gc.GraphcError, match=r"inputs not passed to gc.compile: b \(declared at test_api.py:\d+\) \(at test_api.py:\d+\)"):
+        gc.compile([a], [a * b])
+    with pytest.raises(gc.GraphcError, match=r"update target .* \(at test_api.py:\d+\)"):
+        gc.compile([a], [a], updates={b: a})
