@@ -19,10 +19,6 @@ def _softmax_axis_ok(m):
     return len(m.axes) == 1
 
 
-def _logsumexp_ok(m):
-    return len(m.axes) == 1 or len(m.axes) == m.x.ndim  # the kernel's logsumexp: one axis, or all
-
-
 def _cross_entropy_ok(m):
     """Rank-2 logits, classes on axis 1, one index per row."""
     return m.x.ndim == 2 and m.indices.ndim == 2 and same_shape(m.indices.shape, (m.x.shape[0], 1))
@@ -57,7 +53,7 @@ RULES = [
     rule("log-index-softmax", op("log", op("getitem", op("softmax", X, axis=AXIS), index=Var("index"))),
          lambda m: F.apply("getitem", F.log_softmax(m.x, m.axis), index=m.index), STABILIZING),
     rule("logsumexp", op("log", op("sum", EXP_X, axes=AXES, keepdims=KEEP)),
-         lambda m: F.apply("logsumexp", m.x, axes=m.axes, keepdims=m.keepdims), STABILIZING, when=_logsumexp_ok),
+         lambda m: F.apply("logsumexp", m.x, axes=m.axes, keepdims=m.keepdims), STABILIZING),
     # the mean log-probability of the labelled class is -cross_entropy: matching the mean, not the
     # user's minus sign, finds it inside larger losses too (ce + l2 is simplified to l2 - mean(...))
     rule("cross-entropy", op("mean", op("take_along_axis", LOG_SOFTMAX_X, I, axis=1), axes=(0, 1), keepdims=False),
