@@ -25,6 +25,7 @@ from graphc.ops.fused import REDUCERS, Body, Step
 from graphc.types import same_shape
 
 from .dce import dce
+from .join_reduction import join_reductions
 from .rewrite import scalar_value
 
 CHEAP = 1  # the most costly op a group recomputes rather than reads (measured: see the docstring)
@@ -46,10 +47,12 @@ def fuse_elementwise(graph):
         return graph
     work = dce(work)
     _share_loops(work)
+    joined = join_reductions(work)
     if not nx.is_directed_acyclic_graph(work.g):
         raise PassError("fuse_elementwise created a cycle")
     extra = sum(1 for n in work.g.nodes if "output" in work.attrs(n))
-    work.fired = {k: v for k, v in (("groups", groups), ("ops fused", fused), ("extra outputs", extra)) if v}
+    work.fired = {k: v for k, v in (("groups", groups), ("ops fused", fused), ("extra outputs", extra),
+                                                ("loops joined to a reduction", joined)) if v}
     return work
 
 

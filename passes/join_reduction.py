@@ -1,0 +1,132 @@
+"""A reduction's loop takes in the elementwise loops that read only its per-element values.
+
+A fused loop ending in a reduction stores some steps for other readers (exp, tanh, sigmoid on W3).
+A loop over the same shape that reads those stored values but not the reduction's result (W3's
+gradients: the sum's upstream gradient is a constant seed) can run in the reduction's loop: its
+body is appended to the reduction's (steps computed by both are computed once), a stored value it
+read becomes a loop-local scalar, and is no longer stored at all unless something else reads it.
+So W3 reads x, y and writes dx, dy in one pass (16 bytes per element) instead of two passes that
+also write and re-read three saved arrays.
+
+Joining never closes a cycle: the consumer may not read the reduction's result, nor any operand
+that depends on the reduction's loop, so every member's operands stay upstream of the joined loop.
+"""
+import networkx as nx
+
+from graphc.ops.fused import REDUCERS, Body, Step
+from graphc.types import same_shape
+
+
+def join_reductions(graph):
+    """Join every eligible consumer loop into its reduction's loop (in place); returns how many joined."""
+    joined = 0
+    while True:
+        pair = _next_join(graph)
+        if pair is None:
+            return joined
+        _join(graph, *pair)
+        joined += 1
+
+
+def _loop(graph, node):
+    """The nodes one loop computes with node (node alone when it has no loop tag)."""
+    tag = graph[node].get("loop")
+    return [node] if tag is None else [m for m in graph.order() if graph[m].get("loop") == tag]
+
+
+def _is_reduction_head(graph, node):
+    data = graph[node]
+    return (data["op"] == "fused" and data.get("loop", node) == node and "output" not in data["attrs"]
+            and data["attrs"]["body"].steps[-1].op in REDUCERS)
+
+
+def _next_join(graph):
+    """(reduction node, consumer loop nodes) for the first consumer that may join, or None."""
+    for head in graph.order():
+        if head not in graph or not _is_reduction_head(graph, head):
+            continue
+        members = _loop(graph, head)
+        saved = [m for m in members if m != head]
+        space = _space(graph, head)
+        seen = set()
+        for s in saved:
+            for user in graph.users(s):
+                if user in seen or user in members:
+                    continue
+                consumers = _loop(graph, user)
+                seen.update(consumers)
+                if _may_join(graph, head, members, consumers, space):
+                    return head, consumers
+    return None
+
+
+def _space(graph, head):
+    """The shape the reduction's loop runs over (its reduced operand's)."""
+    body = graph.attrs(head)["body"]
+    arg = body.steps[-1].args[0]
+    return (graph.type(graph.args(head)[arg[1]]) if arg[0] == "in" else body.steps[arg[1]].type).shape
+
+
+def _may_join(graph, head, members, consumers, space):
+    """Elementwise (non-reducing) fused loops of the loop's shape, reading no member but stored values
+    and nothing computed downstream of the reduction's loop."""
+    for c in consumers:
+        data = graph[c]
+        if data["op"] != "fused" or not same_shape(data["type"].shape, space):
+            return False
+        if data["attrs"]["body"].steps[data["attrs"].get("output", -1)].op in REDUCERS:
+            return False
+        if head in graph.args(c):
+            return False  # reads the reduction's result: it must wait for the loop to end
+    downstream = set().union(*(nx.descendants(graph.g, m) for m in members))
+    outside = {a for c in consumers for a in graph.args(c) if a not in members}
+    return not (outside & downstream)
+
+
+def _join(graph, head, consumers):
+    """Rebuild head's body as: its steps, the consumers' steps, then its reduction; retag everything."""
+    members = _loop(graph, head)
+    saved = {m: graph.attrs(m)["output"] for m in members if m != head}
+    body, inputs = graph.attrs(head)["body"], list(graph.args(head))
+    steps = list(body.steps[:-1])
+    known = {(s.op, s.args, s.attrs): j for j, s in enumerate(steps)}
+    operands, positions = graph.args(consumers[0]), []
+    for step in graph.attrs(consumers[0])["body"].steps:
+        args = tuple(_rebase(a, operands, inputs, positions, saved) for a in step.args)
+        key = (step.op, args, step.attrs)
+        if key not in known:
+            known[key] = len(steps)
+            steps.append(Step(step.op, args, step.attrs, step.type))
+        positions.append(known[key])
+    merged = Body(tuple(steps) + (body.steps[-1],))  # the reduction's operand indexes the unchanged prefix
+    roots = set(graph.roots())
+    kept = {m: j for m, j in saved.items() if m in roots or any(u not in consumers for u in graph.users(m))}
+    outputs = {c: positions[graph.attrs(c).get("output", -1)] for c in consumers}
+    _retag(graph, head, inputs, {"body": merged}, head)
+    for node, output in {**kept, **outputs}.items():
+        _retag(graph, node, inputs, {"body": merged, "output": output}, head)
+    for m in saved:
+        if m not in kept:
+            graph.remove(m)
+
+
+def _rebase(arg, operands, inputs, positions, saved):
+    """A consumer step's argument in the joined body: a stored value becomes the step that computed it."""
+    if arg[0] == "in":
+        operand = operands[arg[1]]
+        if operand in saved:
+            return ("step", saved[operand])
+        if operand not in inputs:
+            inputs.append(operand)
+        return ("in", inputs.index(operand))
+    if arg[0] == "step":
+        return ("step", positions[arg[1]])
+    return arg
+
+
+def _retag(graph, node, inputs, attrs, head):
+    for a in set(graph.args(node)):
+        graph.g.remove_edge(a, node)
+    graph[node].update(args=tuple(inputs), attrs=attrs, loop=head)
+    for a in inputs:
+        graph.g.add_edge(a, node)
