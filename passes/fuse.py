@@ -11,6 +11,9 @@ Fan-out rule: a value read outside its group is
   the sigmoid's backward reads the saved output s, never recomputing exp. Measured on W3
   (sum(sigmoid(x*y+0.5)*tanh(x)+exp(-x*x)) and both gradients, 4M float32, 2 cores): saving the
   three transcendentals took 34-42 ms per call, recomputing them in every loop (CHEAP = 8) 61 ms.
+Last, an elementwise loop over a reduction's shape that reads values the reduction's loop stores,
+but not its result, joins that loop (passes/join_reduction.py): W3's gradients run in the loop that
+sums the loss, and sigmoid, tanh and exp are never stored.
 Groups are convex (no path leaves a group and re-enters it), checked as each group grows on the
 graph where earlier groups are already contracted, so fusion never creates a cycle. Members all
 have the group's loop shape (smaller operands are read by broadcasting, never recomputed per element).
