@@ -177,3 +177,19 @@ def test_a_reduction_loop_stores_the_values_other_readers_need(stored_by_a_reduc
     X, W = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((4, 3)).astype(np.float32)
     for got, want in zip(f(X, W), reference(outputs, inputs, X, W)):
         np.testing.assert_allclose(got, want, rtol=2e-6)
+
+
+def test_a_loop_joins_a_reduction_only_when_it_does_not_read_the_result():
+    """sigmoid(e) * y reads e, which the sum's loop computes: it joins that loop, and e stays stored
+    because the matmul reads it too; sigmoid(e) * sum must wait for the sum, so it stays a loop of its own."""
+    x, y = gc.tensor("x", (None,), "float32"), gc.tensor("y", (None,), "float32")
+    e = gc.exp(x * 0.5)
+    total = gc.sum(e * gc.tanh(x))
+    rng = np.random.default_rng(5)
+    X, Y = rng.standard_normal(50).astype(np.float32), rng.standard_normal(50).astype(np.float32)
+    for outputs, loops in (([total, e @ y, gc.sigmoid(e) * y], 1), ([total, gc.sigmoid(e) * total], 2)):
+        f = gc.compile([x, y], outputs)
+        tags = {f.ir[n].get("loop", n) for n in f.ir.g.nodes if f.ir.op(n) == "fused"}
+        assert len(tags) == loops and top_level_loops(f.source()) == loops, f.dump()
+        for got, want in zip(f(X, Y), reference(outputs, [x, y], X, Y)):
+            np.testing.assert_allclose(got, want, rtol=3e-6)
