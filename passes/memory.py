@@ -20,10 +20,7 @@ from graphc.ops.fused import REDUCERS
 from graphc.printer import dim_names
 from graphc.types import Dim, resolve
 
-VIEW_OPS = ("reshape", "transpose", "getitem")
 RECEIVERS = ("broadcast_to", "softmax", "log_softmax", "take_along_axis")
-# ops whose kernel code always returns a new array; any other op might return (a view of) an operand
-FRESH = RECEIVERS + ("matmul", "concatenate", "one_hot", "index_grad", "scatter_add_along_axis", "logsumexp")
 
 
 def plan_memory(graph):
@@ -86,7 +83,7 @@ def _views_of(graph, node):
     found, stack = {node}, [node]
     while stack:
         for user in graph.users(stack.pop()):
-            if graph.op(user) in VIEW_OPS and user not in found:
+            if OPS[graph.op(user)].view and user not in found:
                 found.add(user)
                 stack.append(user)
     return found
@@ -96,10 +93,9 @@ def _owners(graph, order):
     """node -> the node whose allocation holds its array (None for scalars, inputs and constants)."""
     owner = {}
     for n in order:
-        op = graph.op(n)
-        if op in VIEW_OPS:
+        if OPS[graph.op(n)].view:
             owner[n] = owner.get(graph.args(n)[0])
-        elif graph.type(n).ndim > 0 and (op in FRESH or op == "fused" or OPS[op].kind in ("elementwise", "reduce")):
+        elif graph.type(n).ndim > 0 and _allocates(graph.op(n)):
             owner[n] = n
         else:
             owner[n] = None
@@ -108,9 +104,13 @@ def _owners(graph, order):
 
 def _unknown_aliasing(graph, n):
     """An op not known to allocate, with an array result: it may alias its operands."""
-    op = graph.op(n)
-    return graph.type(n).ndim > 0 and OPS[op].kind != "source" and op not in VIEW_OPS and op not in FRESH \
-        and op != "fused" and OPS[op].kind not in ("elementwise", "reduce")
+    opdef = OPS[graph.op(n)]
+    return graph.type(n).ndim > 0 and opdef.kind != "source" and not opdef.view and not _allocates(graph.op(n))
+
+
+def _allocates(op):
+    """The op's kernel code always returns a new array."""
+    return OPS[op].fresh or OPS[op].kind in ("elementwise", "reduce")
 
 
 def _last_reads(graph, order, owner):

@@ -316,7 +316,9 @@ def _size_text(size, where):
     return size.formula.format(*[_size_text(p, where) for p in size.parts]) if size.formula else "?"
 
 
-VIEW_OPS = ("input", "reshape", "transpose", "getitem")  # their results may alias a caller's array
+def _may_alias_caller(op):
+    """Its result may be a caller's array (an input) or share one's memory (a view)."""
+    return op == "input" or OPS[op].view
 
 
 def generate(graph, name="kernel"):
@@ -360,7 +362,7 @@ def generate(graph, name="kernel"):
     assert ctx.reused == planned, f"the memory plan's reuse of {sorted(planned - ctx.reused)} was not honoured"
     results = []
     for out in graph.outputs:
-        aliased = graph.op(out) in VIEW_OPS and graph.type(out).ndim > 0
+        aliased = _may_alias_caller(graph.op(out)) and graph.type(out).ndim > 0
         results.append(f"v{out}.copy()" if aliased else f"v{out}")
     if graph.updates:
         body.append("# updates, written into the caller's arrays once every result is computed")

@@ -34,6 +34,7 @@ def test_op_has_every_facet(name):
     else:
         assert callable(op.emit), f"{name} has no emit function"
     assert callable(op.format_attrs), f"{name} can't print its attributes"
+    assert not (op.view and (op.fresh or op.kind in ("elementwise", "reduce"))), f"{name}: both a view and a new array"
 
 
 def test_exemptions_are_the_ones_documented():

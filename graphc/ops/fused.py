@@ -160,5 +160,5 @@ def _fused_vjp(g, out, *inputs, body, output=-1):
 # same operands and body and `output` naming the step; nodes sharing a "loop" tag are computed by one
 # loop (the schedule keeps them adjacent, see Graph.order).
 register(OpDef("fused", lambda types, body, output=-1: _fused_infer(types, body, output), _fused_numpy, vjp=_fused_vjp,
-               emit=lambda ctx, node: ctx.fused(node, ctx.attrs(node)["body"].steps),
+               emit=lambda ctx, node: ctx.fused(node, ctx.attrs(node)["body"].steps), fresh=True,
                format_attrs=lambda attrs, dim_text: "{" + attrs["body"].text(attrs.get("output", -1)) + "}"))

@@ -17,6 +17,10 @@ class OpDef:
     emit(ctx, node) -> list[str]: for the other ops, the kernel lines computing the node.
     kind: "elementwise", "reduce", "source" (inputs, constants) or "other".
     differentiable: False for ops whose output carries no gradient (comparisons, one_hot, casts to int).
+    view: the result may be a view of the first operand's array (no copy): memory planning gives it
+        that operand's buffer, and codegen copies it before returning it to the caller.
+    fresh: the kernel code always returns a new array (elementwise and reduce ops do by their kind);
+        memory planning assumes any other op's result may alias its operands.
     """
 
     name: str
@@ -29,6 +33,8 @@ class OpDef:
     differentiable: bool = True
     format_attrs: Callable = field(default=None)
     cost: int = 1  # rough per-element cost; fusion recomputes only cheap ops
+    view: bool = False
+    fresh: bool = False
 
     def __post_init__(self):
         if self.format_attrs is None:
