@@ -29,6 +29,7 @@ from graphc.types import same_shape
 
 from .dce import dce
 from .join_reduction import join_reductions
+from .loop_merge import append_steps, retag
 from .rewrite import scalar_value
 
 CHEAP = 1  # the most costly op a group recomputes rather than reads (measured: see the docstring)
@@ -211,34 +212,10 @@ def _merge(graph, cluster, own):
     inputs, steps, known, outputs = [], [], {}, []
     for node in cluster:
         operands, body = own[node]
-        positions = []
-        for step in body.steps:
-            args = tuple(_remap(a, operands, inputs, positions) for a in step.args)
-            key = (step.op, args, step.attrs)
-            if key not in known:
-                known[key] = len(steps)
-                steps.append(Step(step.op, args, step.attrs, step.type))
-            positions.append(known[key])
-        outputs.append(positions[-1])
+        outputs.append(append_steps(steps, known, body, operands, inputs)[-1])
     merged = Body(tuple(steps))
     for node, output in zip(cluster, outputs):
-        for a in set(graph.args(node)):
-            graph.g.remove_edge(a, node)
-        graph[node].update(args=tuple(inputs), attrs={"body": merged, "output": output}, loop=cluster[0])
-        for a in inputs:
-            graph.g.add_edge(a, node)
-
-
-def _remap(arg, operands, inputs, own):
-    """An argument of one member's step in the merged body."""
-    if arg[0] == "in":
-        operand = operands[arg[1]]
-        if operand not in inputs:
-            inputs.append(operand)
-        return ("in", inputs.index(operand))
-    if arg[0] == "step":
-        return ("step", own[arg[1]])
-    return arg
+        retag(graph, node, inputs, {"body": merged, "output": output}, cluster[0])
 
 
 def _store_from_loop(graph, root, p, inputs, body, step, index):

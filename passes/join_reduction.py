@@ -13,8 +13,10 @@ that depends on the reduction's loop, so every member's operands stay upstream o
 """
 import networkx as nx
 
-from graphc.ops.fused import REDUCERS, Body, Step
+from graphc.ops.fused import REDUCERS, Body
 from graphc.types import same_shape
+
+from .loop_merge import append_steps, retag
 
 
 def join_reductions(graph):
@@ -90,43 +92,15 @@ def _join(graph, head, consumers):
     body, inputs = graph.attrs(head)["body"], list(graph.args(head))
     steps = list(body.steps[:-1])
     known = {(s.op, s.args, s.attrs): j for j, s in enumerate(steps)}
-    operands, positions = graph.args(consumers[0]), []
-    for step in graph.attrs(consumers[0])["body"].steps:
-        args = tuple(_rebase(a, operands, inputs, positions, saved) for a in step.args)
-        key = (step.op, args, step.attrs)
-        if key not in known:
-            known[key] = len(steps)
-            steps.append(Step(step.op, args, step.attrs, step.type))
-        positions.append(known[key])
+    consumer = consumers[0]  # every consumer shares one loop, so one body and one operand list
+    positions = append_steps(steps, known, graph.attrs(consumer)["body"], graph.args(consumer), inputs, saved)
     merged = Body(tuple(steps) + (body.steps[-1],))  # the reduction's operand indexes the unchanged prefix
     roots = set(graph.roots())
     kept = {m: j for m, j in saved.items() if m in roots or any(u not in consumers for u in graph.users(m))}
     outputs = {c: positions[graph.attrs(c).get("output", -1)] for c in consumers}
-    _retag(graph, head, inputs, {"body": merged}, head)
+    retag(graph, head, inputs, {"body": merged}, head)
     for node, output in {**kept, **outputs}.items():
-        _retag(graph, node, inputs, {"body": merged, "output": output}, head)
+        retag(graph, node, inputs, {"body": merged, "output": output}, head)
     for m in saved:
         if m not in kept:
             graph.remove(m)
-
-
-def _rebase(arg, operands, inputs, positions, saved):
-    """A consumer step's argument in the joined body: a stored value becomes the step that computed it."""
-    if arg[0] == "in":
-        operand = operands[arg[1]]
-        if operand in saved:
-            return ("step", saved[operand])
-        if operand not in inputs:
-            inputs.append(operand)
-        return ("in", inputs.index(operand))
-    if arg[0] == "step":
-        return ("step", positions[arg[1]])
-    return arg
-
-
-def _retag(graph, node, inputs, attrs, head):
-    for a in set(graph.args(node)):
-        graph.g.remove_edge(a, node)
-    graph[node].update(args=tuple(inputs), attrs=attrs, loop=head)
-    for a in inputs:
-        graph.g.add_edge(a, node)

@@ -15,8 +15,9 @@ import graphc as gc
 from graphc import passes
 from graphc.types import Dim
 
+from numeric_gradient import central_differences
+
 N = 2          # the call-time size of every `None` dimension
-EPS = 1e-6     # central-difference step, in float64
 TOL = {"float64": dict(rtol=1e-9, atol=1e-11), "float32": dict(rtol=2e-5, atol=2e-6)}
 
 
@@ -365,7 +366,7 @@ def test_gradients_match_central_differences(name):
     loss = _loss64(part)
     for target, grad in zip(part["wrt"], analytic):
         k = next(i for i, t in enumerate(part["all_inputs"]) if t is target)
-        numeric = _central_differences(loss, args64, k)
+        numeric = central_differences(loss, args64, k)
         assert grad.shape == numeric.shape
         np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7, err_msg=f"{name}: d/d{target.name}")
 
@@ -373,19 +374,6 @@ def test_gradients_match_central_differences(name):
 def _loss64(part):
     graph = gc.lower([part["loss"]], part["all_inputs"])
     return lambda arrays: float(gc.interpret(graph, *arrays)[0][0])
-
-
-def _central_differences(loss, arrays, k):
-    x = np.asarray(arrays[k], np.float64)
-    numeric = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        values = []
-        for h in (EPS, -EPS):
-            moved = x.copy()
-            moved[index] += h
-            values.append(loss(arrays[:k] + [moved] + arrays[k + 1:]))
-        numeric[index] = (values[0] - values[1]) / (2 * EPS)
-    return numeric
 
 
 # Ties and kinks: the documented routing rules, checked exactly (central differences can't see them).

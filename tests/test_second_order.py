@@ -11,7 +11,8 @@ import pytest
 import graphc as gc
 from graphc import passes
 
-from test_ops import CASES_BY_NAME, EPS, _shape_of, declare
+from numeric_gradient import central_differences
+from test_ops import CASES_BY_NAME, _shape_of, declare
 
 NAMED = ["tanh", "sigmoid", "exp", "mul", "matmul_matrix_matrix", "matmul_matrix_vector", "softmax", "log"]
 OTHERS = ["div", "pow", "sqrt", "log_softmax", "logsumexp_axis", "max_axis", "mean_axis_keepdims",
@@ -78,23 +79,10 @@ def _check(entries, f):
         z = lambda arrays: float(gc.interpret(graph, *arrays)[0][0])  # noqa: E731
         for target in entry["wrt"]:
             k = next(i for i, t in enumerate(entry["inputs"]) if t is target)
-            numeric = _central_differences(z, values, k)
+            numeric = central_differences(z, values, k)
             got = results.pop(0)
             np.testing.assert_allclose(got, numeric, rtol=1e-6, atol=1e-7,
                                        err_msg=f"{entry['name']}: second order d/d{target.name}")
-
-
-def _central_differences(z, arrays, k):
-    x = arrays[k]
-    numeric = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        values = []
-        for h in (EPS, -EPS):
-            moved = x.copy()
-            moved[index] += h
-            values.append(z(arrays[:k] + [moved] + arrays[k + 1:]))
-        numeric[index] = (values[0] - values[1]) / (2 * EPS)
-    return numeric
 
 
 def test_second_order_of_the_named_ops(named):
