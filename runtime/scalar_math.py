@@ -3,24 +3,28 @@
 PyPI's llvmlite has no SVML, so `math.exp` and friends in a Numba loop are scalar libm calls that stop
 the loop from vectorizing. These versions are straight-line float arithmetic, integer bit operations
 and selects, which LLVM vectorizes:
-- exp/expm1: Cody-Waite range reduction x = k ln2 + r, |r| <= ln2/2, a Taylor polynomial for
-  expm1(r) (degree 13 in float64, 8 in float32), and 2^k built from its bits (an integer-to-float
-  bitcast, `_float_from_bits`); 2^k is applied in two halves so denormal and near-overflow results
-  round once, correctly.
+- exp/expm1: range reduction x = k ln2 + r, |r| <= ln2/2 (k rounded by one `rint`, r by two fused
+  multiply-adds), a Taylor polynomial in Horner form with fused multiply-adds (degree 13 in float64,
+  7 in float32), and 2^k built from its bits; exp applies 2^k in two halves so denormal and
+  near-overflow results round once, correctly.
+- tanh: an odd polynomial below |x| = 0.5493 (where tanh reaches 1/2), above it
+  expm1(2|x|) / (expm1(2|x|) + 2) with x's sign; sigmoid from one exp(-|x|).
 - log: x = m 2^k with m in [sqrt(2)/2, sqrt(2)) read from the bits, then fdlibm's (float64) and
   musl's (float32) minimax polynomial in s = (m-1)/(m+1); denormal inputs are scaled first.
-- tanh = expm1(2|x|) / (expm1(2|x|) + 2) with x's sign; sigmoid from one exp(-|x|).
 - log1p(x) = log(u) * x / (u - 1) with u = 1 + x (Goldberg's correction).
+exp, expm1, tanh, sigmoid and log1p are written once for both widths: the float32 and float64
+versions are the same function given the constants of their width (`F32`, `F64`), and everything,
+the integer bits included, stays at the argument's width (float32 fills the full vector width).
 Each is within ~1-2 ulp of the correctly rounded result (tests/test_scalar_math.py measures it over
-the whole range) and keeps IEEE semantics for NaN, +-Inf, 0 and denormals. Float32 arguments are
-computed in float32 (full vector width), everything else in float64. LLVM inlines them into the kernel's loops
-(Numba-level inlining is not needed and only slows compiles). Kernels must compile with
-error_model="numpy": Python's division-by-zero check is a branch that stops vectorization.
+the whole range) and keeps IEEE semantics for NaN, +-Inf, 0 and denormals. LLVM inlines them into
+the kernel's loops (Numba-level inlining is not needed and only slows compiles). Kernels must compile
+with error_model="numpy": Python's division-by-zero check is a branch that stops vectorization.
 
 `accumulate(acc, value)` is `acc + value` with LLVM's `reassoc` flag on that one addition: a loop that
 sums into `acc` then vectorizes (partial sums per lane), changing the summation order (a value change
 within rounding, like NumPy's pairwise sum) while every other operation keeps strict IEEE semantics.
 """
+import collections
 import math
 
 import numpy as np
@@ -67,82 +71,213 @@ def accumulate(typingctx, acc, value):
     return acc(acc, value), codegen
 
 
-# ---- constants (float32 ones are np.float32 so float32 code stays float32) -----------------------
+@intrinsic
+def fma(typingctx, a, b, c):
+    """a * b + c rounded once (llvm.fma: one instruction on FMA hardware)."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
 
-def _f32(*values):
-    return tuple(np.float32(v) for v in values)
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+    return a(a, b, c), codegen
 
 
-LN2_HI_64, LN2_LO_64 = 6.93147180369123816490e-01, 1.90821492927058770002e-10
-LN2_HI_32, LN2_LO_32 = _f32(0.693359375, -2.12194440e-4)
-LOG2E_64, LOG2E_32 = 1.4426950408889634, np.float32(1.4426950408889634)
-HALF_32, ONE_32, TWO_32, ZERO_32 = _f32(0.5, 1.0, 2.0, 0.0)
-EXPM1_64 = tuple(1.0 / math.factorial(n) for n in range(13, 1, -1))   # r^13/13! .. r^2/2!, Horner order
-EXPM1_32 = _f32(*(1.0 / math.factorial(n) for n in range(8, 1, -1)))
-# exp(x) overflows above / underflows to 0 below these; inputs are clamped into them first
-EXP_RANGE_64, EXP_RANGE_32 = (-746.0, 710.0), _f32(-104.0, 89.0)
-EXPM1_LOW_64, EXPM1_LOW_32 = -40.0, np.float32(-18.0)      # expm1 is -1 to the last bit below
-TANH_CLAMP_64, TANH_CLAMP_32 = 20.0, np.float32(9.0)        # tanh is +-1 to the last bit beyond
+@intrinsic
+def round_even(typingctx, x):
+    """x rounded to the nearest integer (ties to even), as a float: llvm.rint, one instruction."""
+    if not isinstance(x, types.Float):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.call(builder.module.declare_intrinsic("llvm.rint", [args[0].type]), args)
+    return x(x), codegen
+
+
+def _exponent_layout(float_type):
+    """(integer type, exponent bias, mantissa bits) of a Numba float type."""
+    return (ir.IntType(64), 1023, 52) if float_type.bitwidth == 64 else (ir.IntType(32), 127, 23)
+
+
+def _power_of_two(builder, float_type, k, layout):
+    """The float 2^k for an integer k of the float's width (k in the normal exponent range)."""
+    int_type, bias, mantissa = layout
+    return builder.bitcast(builder.shl(builder.add(k, int_type(bias)), int_type(mantissa)), float_type)
+
+
+@intrinsic
+def pow2(typingctx, k):
+    """2^k for a float k holding an integer in the normal exponent range."""
+    if not isinstance(k, types.Float):
+        return None
+    layout = _exponent_layout(k)
+
+    def codegen(context, builder, signature, args):
+        return _power_of_two(builder, args[0].type, builder.fptosi(args[0], layout[0]), layout)
+    return k(k), codegen
+
+
+@intrinsic
+def scale2(typingctx, y, k):
+    """y * 2^k for a float k holding an integer up to twice the normal exponent range: 2^k goes on in
+    two halves, so a denormal or near-overflow result is rounded once."""
+    if not (isinstance(y, types.Float) and y == k):
+        return None
+    layout = _exponent_layout(k)
+
+    def codegen(context, builder, signature, args):
+        value, power = args[0], builder.fptosi(args[1], layout[0])
+        half = builder.ashr(power, layout[0](1))
+        value = builder.fmul(value, _power_of_two(builder, value.type, half, layout))
+        return builder.fmul(value, _power_of_two(builder, value.type, builder.sub(power, half), layout))
+    return y(y, k), codegen
+
+
+# ---- constants of each float width --------------------------------------------------------------
+
+FloatConstants = collections.namedtuple("FloatConstants", [
+    "zero", "half", "one", "two", "inf", "nan",
+    "log2e", "ln2_hi", "ln2_lo",      # ln2 = ln2_hi + ln2_lo, ln2_hi with trailing zero bits
+    "exp_low", "exp_high",            # exp(x) underflows to 0 below / overflows above: inputs are clamped
+    "exp_poly",                       # 1/n! .. 1/2!, Horner order: exp(r) = 1 + r + r^2 p(r)
+    "expm1_low", "expm1_exact_k",     # expm1 is -1 to the last bit below; 2^k - 1 is exact up to this k
+    "tanh_small", "tanh_clamp",       # the polynomial below, tanh is +-1 to the last bit above
+    "tanh_poly",                      # tanh(x) = x + x^3 q(x^2) below tanh_small (Chebyshev fits, mpmath)
+    "log_ln2_hi", "log_ln2_lo",       # log's own split of ln2
+    "smallest_normal", "denormal_scale",
+    # integer fields: the bit layout
+    "mantissa_bits", "mantissa_mask", "sqrt_half_bits", "denormal_shift",
+])
+
+
+def _constants(dtype, *floats, ints):
+    """FloatConstants with every float field (tuples too) of `dtype`, followed by the integer fields."""
+    typed = (tuple(map(dtype, v)) if isinstance(v, tuple) else dtype(v) for v in floats)
+    return FloatConstants(*typed, *ints)
+
+
+F64 = _constants(
+    np.float64,
+    0.0, 0.5, 1.0, 2.0, math.inf, math.nan,
+    1.4426950408889634, 6.93147180369123816490e-01, 1.90821492927058770002e-10,
+    -746.0, 710.0,
+    tuple(1.0 / math.factorial(n) for n in range(13, 1, -1)),
+    -40.0, 56.0,
+    0.5493, 20.0,
+    (-2.0635184405443472246e-5, 8.5159730369283864705e-5, -2.3466312745690210655e-4, 5.8894559889768605068e-4,
+     -1.4556637641338977425e-3, 3.5921106202983503565e-3, -8.8632344161136159551e-3, 2.1869488494459271562e-2,
+     -5.3968253967451342324e-2, 1.3333333333332729433e-1, -3.3333333333333332581e-1),
+    6.93147180369123816490e-01, 1.90821492927058770002e-10,
+    2.2250738585072014e-308, 2.0 ** 54,
+    ints=(52, 0x000FFFFFFFFFFFFF, 0x3FE6A09E667F3BCD, 54),
+)
+F32 = _constants(
+    np.float32,
+    0.0, 0.5, 1.0, 2.0, math.inf, math.nan,
+    1.4426950408889634, 0.693359375, -2.12194440e-4,
+    -104.0, 89.0,
+    tuple(1.0 / math.factorial(n) for n in range(7, 1, -1)),
+    -18.0, 25.0,
+    0.5493, 9.0,
+    (-6.6149536931217252362e-3, 2.1311897539520468013e-2, -5.3909837128763974460e-2, 1.3333115800999722231e-1,
+     -3.3333332023813319569e-1),
+    6.9313812256e-01, 9.0580006145e-06,
+    1.17549435e-38, 2.0 ** 25,
+    ints=(23, 0x007FFFFF, 0x3F3504F3, 25),
+)
 # log: fdlibm (float64) and musl (float32) minimax coefficients of log(1+f) - f + f^2/2 in s = f/(2+f)
 LG_64 = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01, 2.222219843214978396e-01,
          1.818357216161805012e-01, 1.531383769920937332e-01, 1.479819860511658591e-01)
-LG_32 = _f32(0.66666662693, 0.40000972152, 0.28498786688, 0.24279078841)
-LOG_LN2_HI_32, LOG_LN2_LO_32 = _f32(6.9313812256e-01, 9.0580006145e-06)
-SQRT_HALF_BITS_64, SQRT_HALF_BITS_32 = 0x3FE6A09E667F3BCD, 0x3F3504F3
-MANTISSA_64, MANTISSA_32 = 0x000FFFFFFFFFFFFF, 0x007FFFFF
-SMALLEST_NORMAL_64, SMALLEST_NORMAL_32 = 2.2250738585072014e-308, np.float32(1.17549435e-38)
-DENORMAL_SCALE_64, DENORMAL_SCALE_32 = 2.0 ** 54, np.float32(2.0 ** 25)
+LG_32 = tuple(np.float32(v) for v in (0.66666662693, 0.40000972152, 0.28498786688, 0.24279078841))
 
 
-# ---- float64 ---------------------------------------------------------------------------------------
+# ---- exp, expm1, tanh, sigmoid: one body for both widths, `c` the constants of x's width ---------
 
 @njit(cache=True)
-def _pow2_64(k):
-    """2^k for -1022 <= k <= 1023."""
-    return _float_from_bits((k + 1023) << 52, 1.0)
+def _horner(r, coefs):
+    p = coefs[0]
+    for coef in coefs[1:]:
+        p = fma(p, r, coef)
+    return p
 
 
 @njit(cache=True)
-def _reduce_64(x):
-    """k and expm1(r) for x = k ln2 + r (x already clamped to the finite range)."""
-    k = math.floor(x * LOG2E_64 + 0.5)
-    kf = float(k)
-    r = (x - kf * LN2_HI_64) - kf * LN2_LO_64
-    c = EXPM1_64
-    p = ((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]
-    p = (((((p * r + c[6]) * r + c[7]) * r + c[8]) * r + c[9]) * r + c[10]) * r + c[11]
-    return k, r + r * r * p
+def _reduce(x, c):
+    """k (an integral float) and r with x = k ln2 + r, |r| <= ln2/2."""
+    k = round_even(x * c.log2e)
+    return k, fma(k, -c.ln2_lo, fma(k, -c.ln2_hi, x))
 
 
 @njit(cache=True)
-def _exp64(x):
-    clamped = min(max(x, EXP_RANGE_64[0]), EXP_RANGE_64[1])
-    k, q = _reduce_64(clamped)
-    half = k >> 1
-    y = ((1.0 + q) * _pow2_64(half)) * _pow2_64(k - half)
+def _expm1_reduced(r, c):
+    return fma(_horner(r, c.exp_poly) * r, r, r)
+
+
+@njit(cache=True)
+def _exp(x, c):
+    k, r = _reduce(min(max(x, c.exp_low), c.exp_high), c)
+    y = scale2(fma(fma(_horner(r, c.exp_poly), r, c.one), r, c.one), k)
     return y if x == x else x
 
 
 @njit(cache=True)
-def _expm1_64(x):
-    clamped = min(max(x, EXPM1_LOW_64), EXP_RANGE_64[1])
-    k, q = _reduce_64(clamped)
-    two_k = _pow2_64(min(k, 56))
-    near = q if k == 0 else (two_k - 1.0) + two_k * q   # 2^k - 1 is exact for the k that reach here
-    half = k >> 1
-    far = ((1.0 + q) * _pow2_64(half)) * _pow2_64(k - half)   # exp(x) itself, -1 is below its last bit
-    y = near if k <= 56 else far
-    return x if x != x or x == 0.0 else y   # NaN, and zeros with their sign
+def _expm1(x, c):
+    k, r = _reduce(min(max(x, c.expm1_low), c.exp_high), c)
+    q = _expm1_reduced(r, c)
+    two_k = pow2(min(k, c.expm1_exact_k))
+    near = q if k == c.zero else fma(two_k, q, two_k - c.one)
+    far = scale2(q + c.one, k)   # exp(x) itself: the -1 is below its last bit
+    y = near if k <= c.expm1_exact_k else far
+    return x if x != x or x == c.zero else y   # NaN, and zeros with their sign
+
+
+@njit(cache=True)
+def _tanh(x, c):
+    magnitude = abs(x)
+    k, r = _reduce(c.two * min(magnitude, c.tanh_clamp), c)
+    two_k = pow2(k)
+    e = fma(two_k, _expm1_reduced(r, c), two_k - c.one)   # expm1(2|x|), k >= 0
+    z = magnitude * magnitude
+    small = fma(magnitude * z, _horner(z, c.tanh_poly), magnitude)
+    y = small if magnitude < c.tanh_small else e / (e + c.two)
+    return math.copysign(y, x) if x == x else x
+
+
+@njit(cache=True)
+def _sigmoid(x, c):
+    e = _exp(-abs(x), c)
+    return (c.one if x >= c.zero else e) / (c.one + e) if x == x else x
+
+
+@njit(cache=True)
+def _log1p(x, c):
+    u = c.one + x
+    y = x if u == c.one else log(u) * (x / (u - c.one))
+    return x if x == math.inf else y
+
+
+# ---- log: the reduction and the edges are shared, the polynomial is each width's own --------------
+
+@njit(cache=True)
+def _log_reduce(x, c):
+    """k and f with x = 2^k (1 + f), 1 + f in [sqrt(2)/2, sqrt(2)) (denormal x scaled up first)."""
+    tiny = x < c.smallest_normal
+    shifted = _bits_of_float(x * c.denormal_scale if tiny else x) - c.sqrt_half_bits
+    k = (shifted >> c.mantissa_bits) - (c.denormal_shift if tiny else 0)
+    return k, _float_from_bits((shifted & c.mantissa_mask) + c.sqrt_half_bits, c.one) - c.one
+
+
+@njit(cache=True)
+def _log_edges(x, y, c):
+    """log(x) given y, its value for finite positive x: -inf at 0, inf at inf, NaN below 0 and at NaN."""
+    y = -c.inf if x == c.zero else y
+    y = x if x == c.inf else y
+    return y if x >= c.zero else c.nan if x == x else x
 
 
 @njit(cache=True)
 def _log64(x):
-    tiny = x < SMALLEST_NORMAL_64
-    scaled = x * DENORMAL_SCALE_64 if tiny else x
-    shifted = _bits_of_float(scaled) - SQRT_HALF_BITS_64
-    k = (shifted >> 52) - (54 if tiny else 0)
-    m = _float_from_bits((shifted & MANTISSA_64) + SQRT_HALF_BITS_64, 1.0)
-    f = m - 1.0
+    c = F64
+    k, f = _log_reduce(x, c)
     hfsq = 0.5 * f * f
     s = f / (2.0 + f)
     z = s * s
@@ -150,122 +285,31 @@ def _log64(x):
     t1 = w * (LG_64[1] + w * (LG_64[3] + w * LG_64[5]))
     t2 = z * (LG_64[0] + w * (LG_64[2] + w * (LG_64[4] + w * LG_64[6])))
     kf = float(k)
-    y = kf * LN2_HI_64 - ((hfsq - (s * (hfsq + t1 + t2) + kf * LN2_LO_64)) - f)
-    y = -math.inf if x == 0.0 else y
-    y = x if x == math.inf else y
-    return y if x >= 0.0 else math.nan if x == x else x
-
-
-# ---- float32 ---------------------------------------------------------------------------------------
-
-@njit(cache=True)
-def _pow2_32(k):
-    """2^k for -126 <= k <= 127."""
-    return _float_from_bits((k + 127) << 23, ONE_32)
-
-
-@njit(cache=True)
-def _reduce_32(x):
-    k = math.floor(x * LOG2E_32 + HALF_32)
-    kf = np.float32(k)
-    r = (x - kf * LN2_HI_32) - kf * LN2_LO_32
-    c = EXPM1_32
-    p = (((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) * r + c[6]
-    return k, r + r * r * p
-
-
-@njit(cache=True)
-def _exp32(x):
-    clamped = min(max(x, EXP_RANGE_32[0]), EXP_RANGE_32[1])
-    k, q = _reduce_32(clamped)
-    half = k >> 1
-    y = ((ONE_32 + q) * _pow2_32(half)) * _pow2_32(k - half)
-    return y if x == x else x
-
-
-@njit(cache=True)
-def _expm1_32(x):
-    clamped = min(max(x, EXPM1_LOW_32), EXP_RANGE_32[1])
-    k, q = _reduce_32(clamped)
-    two_k = _pow2_32(min(k, 25))
-    near = q if k == 0 else (two_k - ONE_32) + two_k * q
-    half = k >> 1
-    far = ((ONE_32 + q) * _pow2_32(half)) * _pow2_32(k - half)
-    y = near if k <= 25 else far
-    return x if x != x or x == ZERO_32 else y
+    return _log_edges(x, kf * c.log_ln2_hi - ((hfsq - (s * (hfsq + t1 + t2) + kf * c.log_ln2_lo)) - f), c)
 
 
 @njit(cache=True)
 def _log32(x):
-    tiny = x < SMALLEST_NORMAL_32
-    scaled = x * DENORMAL_SCALE_32 if tiny else x
-    shifted = _bits_of_float(scaled) - SQRT_HALF_BITS_32
-    k = (shifted >> 23) - (25 if tiny else 0)
-    m = _float_from_bits((shifted & MANTISSA_32) + SQRT_HALF_BITS_32, ONE_32)
-    f = m - ONE_32
-    s = f / (TWO_32 + f)
+    c = F32
+    k, f = _log_reduce(x, c)
+    s = f / (c.two + f)
     z = s * s
     w = z * z
     r = z * (LG_32[0] + w * LG_32[2]) + w * (LG_32[1] + w * LG_32[3])
-    hfsq = HALF_32 * f * f
+    hfsq = c.half * f * f
     kf = np.float32(k)
-    y = s * (hfsq + r) + kf * LOG_LN2_LO_32 - hfsq + f + kf * LOG_LN2_HI_32
-    y = np.float32(-math.inf) if x == ZERO_32 else y
-    y = x if x == np.float32(math.inf) else y
-    return y if x >= ZERO_32 else np.float32(math.nan) if x == x else x
+    return _log_edges(x, s * (hfsq + r) + kf * c.log_ln2_lo - hfsq + f + kf * c.log_ln2_hi, c)
 
 
-# ---- shared forms ----------------------------------------------------------------------------------
-
-def _float_version(impl64, impl32):
-    """An overload body: float32 runs the float32 kernel, every other number the float64 one."""
+def _by_width(generic=None, impl64=None, impl32=None):
+    """An overload body: float32 runs the float32 version, every other number the float64 one."""
     def choose(x):
         if isinstance(x, types.Float) and x.bitwidth == 32:
-            return lambda x: impl32(x)
+            return (lambda x: generic(x, F32)) if generic else (lambda x: impl32(x))
         if isinstance(x, (types.Float, types.Integer, types.Boolean)):
-            return lambda x: impl64(float(x))
+            return (lambda x: generic(float(x), F64)) if generic else (lambda x: impl64(float(x)))
         return None
     return choose
-
-
-@njit(cache=True)
-def _tanh64(x):
-    e = _expm1_64(2.0 * min(abs(x), TANH_CLAMP_64))
-    return math.copysign(e / (e + 2.0), x)
-
-
-@njit(cache=True)
-def _tanh32(x):
-    e = _expm1_32(TWO_32 * min(abs(x), TANH_CLAMP_32))
-    return np.float32(math.copysign(e / (e + TWO_32), x))
-
-
-@njit(cache=True)
-def _sigmoid64(x):
-    e = _exp64(-abs(x))
-    s = 1.0 / (1.0 + e)
-    return s if x >= 0.0 else e * s if x == x else x
-
-
-@njit(cache=True)
-def _sigmoid32(x):
-    e = _exp32(-abs(x))
-    s = ONE_32 / (ONE_32 + e)
-    return s if x >= ZERO_32 else e * s if x == x else x
-
-
-@njit(cache=True)
-def _log1p64(x):
-    u = 1.0 + x
-    y = x if u == 1.0 else _log64(u) * (x / (u - 1.0))
-    return x if x == math.inf else y
-
-
-@njit(cache=True)
-def _log1p32(x):
-    u = ONE_32 + x
-    y = x if u == ONE_32 else _log32(u) * (x / (u - ONE_32))
-    return x if x == np.float32(math.inf) else y
 
 
 def exp(x):
@@ -292,9 +336,10 @@ def sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
-for _stub, _impls in [(exp, (_exp64, _exp32)), (expm1, (_expm1_64, _expm1_32)), (log, (_log64, _log32)),
-                      (log1p, (_log1p64, _log1p32)), (tanh, (_tanh64, _tanh32)), (sigmoid, (_sigmoid64, _sigmoid32))]:
-    overload(_stub)(_float_version(*_impls))
+for _stub, _choice in [(exp, _by_width(_exp)), (expm1, _by_width(_expm1)), (tanh, _by_width(_tanh)),
+                       (sigmoid, _by_width(_sigmoid)), (log1p, _by_width(_log1p)),
+                       (log, _by_width(impl64=_log64, impl32=_log32))]:
+    overload(_stub)(_choice)
 
 
 PARALLEL_MIN_CHUNK = 1 << 16  # elements: below this a chunk's work doesn't pay for waking a thread
