@@ -12,7 +12,6 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
     disable: names of passes to skip. verify: check the graph after every pass.
     options: for the passes; {"value_changing": True} enables rewrites that may change results.
     """
-    from graphc import passes
     from graphc.runtime import binder, cache
     from graphc.runtime.compile import constant_arrays, kernel_function
     from graphc.runtime.executor import make_compiled
@@ -23,23 +22,28 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
     update_pairs = _check_updates(inputs, updates or {})
     graph = lower(outputs, inputs, update_pairs, name)
     graph.options = dict(options or {})
-    config = cache.compile_config(passes.PIPELINE, disable, graph.options)
+    config = cache.compile_config(disable, graph.options)
     key = cache.make_key(cache.canonical_text(graph), config)
     artifact = cache.load_artifact(key)
     if artifact is None:
         status = {"status": "miss", "reason": cache.miss_reason(graph, config)}
-        result = passes.run_pipeline(graph, passes.PIPELINE, disable=disable, verify=verify)
+        result = _run_passes(graph, disable, verify)
         final, kernel = result.graph, _generate(result.graph)
         _store(cache, key, graph, config, final, kernel, status)
-    else:  # a warm start: the optimized graph and the kernel come from the disk cache
+    else:  # a warm start: the optimized graph and the kernel come from the disk cache, no pass runs
         final, kernel = artifact["graph"], artifact["kernel"]
-        result = _LazyPipeline(lambda: passes.run_pipeline(graph, passes.PIPELINE, disable=disable, verify=verify))
+        result = _LazyPipeline(lambda: _run_passes(graph, disable, verify))
         status = {"status": "hit", "reason": "optimized graph and kernel source from the disk cache"}
     function, where, strict = kernel_function(final, kernel, key)
     status.update(key=key, kernel=where, folder=cache.cache_dir())
     constants = constant_arrays(final, kernel)
     call, binder_source = binder.make_binder(final, kernel, function, constants, single, check_types=strict)
     return make_compiled(call, final, result, kernel, binder_source, status)
+
+
+def _run_passes(graph, disable, verify):
+    from graphc import passes  # imported on a miss only: a warm start needs none of the passes
+    return passes.run_pipeline(graph, passes.PIPELINE, disable=disable, verify=verify)
 
 
 def _generate(final):

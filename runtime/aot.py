@@ -1,10 +1,13 @@
 """Kernels compiled ahead of time into a CPython extension module, for warm starts without Numba.
 
 Loading a kernel from Numba's own cache still initializes Numba's compiler (its typing and target
-contexts, and SciPy's BLAS bindings): about half a second. A serial kernel is therefore also built,
-in a background process after its first compile, into `graphc_aot_<key>.<ext>` with numba.pycc, and
-later processes import that module instead (milliseconds; Numba itself is not imported). The module
-is built for this CPU with error_model="numpy" (as the JIT-compiled kernel). Its entry point unboxes
+contexts, and SciPy's BLAS bindings): about half a second. A serial kernel is therefore also built
+into `graphc_aot_<key>.<ext>` with numba.pycc, and later processes import that module instead
+(milliseconds; Numba itself is not imported). Its first compile queues the build; a background
+process runs it when the compiling program exits, at idle priority: a build beside the program's
+first calls took a core from their BLAS threads (W4's two-thread step ran ~15x slower while it
+lasted, beside a merely niced builder too; measured). The module is built for this CPU with
+error_model="numpy" (as the JIT-compiled kernel). Its entry point unboxes
 arguments without checking their types, so the binder checks dtype, rank, layout and writability
 before calling it (see binder.py). Parallel kernels (prange) cannot be built this way; they warm-start
 from Numba's cache.
@@ -13,12 +16,12 @@ from Numba's cache.
 
 GRAPHC_AOT=0 turns the background builds off.
 """
+import atexit
 import glob
 import importlib.machinery
 import importlib.util
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,7 +64,8 @@ def preload_blas():
     """Numba's helper library finds BLAS by importing scipy.linalg.cython_blas on the first matrix
     product; through the scipy.linalg package that import costs ~0.3 s (its __init__ loads all of
     scipy.linalg). Loading the cython_blas extension module alone takes ~0.04 s and serves the same
-    lookup, so a warm start of a kernel with matrix products imports just that."""
+    lookup, so a warm start of a kernel with matrix products imports just that, and so does every
+    compile before Numba's setup (which checks for BLAS with the same import)."""
     name = "scipy.linalg.cython_blas"
     if name in sys.modules:
         return
@@ -89,22 +93,47 @@ def pending_path(key):
 BUILDER_LOCK = "graphc_aot_builder.lock"
 
 
+_start_at_exit = False
+
+
 def build_in_background(key):
-    """Queue `key` for an ahead-of-time build and make sure one builder process runs (at low priority,
-    one kernel at a time, so a program compiling many graphs never floods the machine)."""
+    """Queue `key` for an ahead-of-time build, started when this process exits (one builder per folder
+    builds every queued kernel, one at a time). A kernel queued by a process that never started its
+    builder (it was killed) is built after this one exits."""
+    global _start_at_exit
     if built_path(key) or not enabled():
         return False
     try:
         os.close(os.open(pending_path(key), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:
-        return False
-    if _claim_builder():
-        log = open(os.path.join(cache.cache_dir(), "graphc_aot_builder.log"), "ab")
-        env = dict(os.environ, GRAPHC_CACHE_DIR=cache.cache_dir())
-        subprocess.Popen([sys.executable, "-m", "graphc.runtime.aot"], stdin=subprocess.DEVNULL, stdout=log,
-                         stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        log.close()
+        pass
+    if not _start_at_exit:
+        _start_at_exit = True
+        atexit.register(start_builder)
     return True
+
+
+def start_builder():
+    """Start a builder process for the queued kernels unless one runs in the folder."""
+    if not _queued() or not _claim_builder():
+        return
+    import subprocess  # here, not at the top: a warm start never starts a builder
+    with open(os.path.join(cache.cache_dir(), "graphc_aot_builder.log"), "ab") as log:
+        env = dict(os.environ, GRAPHC_CACHE_DIR=cache.cache_dir())
+        builder = subprocess.Popen([sys.executable, "-m", "graphc.runtime.aot"], stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    _lower_priority(builder.pid)  # at once, not after its imports (main does it again)
+
+
+def _lower_priority(pid):
+    """SCHED_IDLE: the process runs only on otherwise idle cores (Linux; elsewhere nice 19)."""
+    try:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, 19)
+        except (AttributeError, OSError):
+            pass
 
 
 def _claim_builder():
@@ -123,7 +152,9 @@ def _claim_builder():
 
 
 def wait_for_builds(timeout=300.0):
-    """Block until no build is queued or running in the cache folder (benchmarks and tests use this)."""
+    """Start the queued builds now and block until none is queued or running in the cache folder
+    (benchmarks and tests use this)."""
+    start_builder()
     deadline = time.time() + timeout
     folder = cache.cache_dir()
     while (glob.glob(os.path.join(folder, "*.building")) or os.path.exists(os.path.join(folder, BUILDER_LOCK))) \
@@ -174,7 +205,7 @@ def build(key):
 def main():
     """The builder: build queued kernels one at a time; after releasing the lock, look once more, so a
     kernel queued while the lock was being released is not left behind."""
-    os.nice(10)
+    _lower_priority(0)
     while True:
         try:
             while _build_next():

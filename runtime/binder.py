@@ -1,6 +1,7 @@
 """The per-call path: a generated Python function that checks what can't be checked by Numba's
 dispatcher (sizes), converts scalars and calls the kernel. Everything else was decided at compile time.
 A failed check or dispatch falls to `slow_call`, which explains the problem with a graphc error."""
+import functools
 import keyword
 import operator
 
@@ -124,8 +125,12 @@ class SlowPath:
 
     def __init__(self, graph, kernel, dispatcher, constants, params):
         self.graph, self.kernel, self.dispatcher, self.constants, self.params = graph, kernel, dispatcher, constants, params
-        self.names = dim_names(graph)
         self.updated = {t for t, _ in graph.updates}
+
+    @functools.cached_property
+    def names(self):
+        """Size names for messages, worked out when a message needs them (never on a warm start)."""
+        return dim_names(self.graph)
 
     def __call__(self, values, extra, unknown):
         if extra:

@@ -2,9 +2,9 @@
 
 Key = sha256 of: the canonical text of the *lowered* graph (renumbered SSA with dtypes, ranks, sizes,
 input names and updates, and each node's source location, so the cached graph's dumps and the
-kernel's messages name the caller's lines) plus the bytes of its array constants; the pass
-pipeline, the disabled passes and the options; a digest of graphc's own source files (so an edited
-graphc never reads a stale entry); Numba's, NumPy's and Python's versions; the CPU (model and flags).
+kernel's messages name the caller's lines) plus the bytes of its array constants; the disabled
+passes and the options; a digest of graphc's own source files (so an edited graphc, its pass
+pipeline included, never reads a stale entry); Numba's, NumPy's and Python's versions; the CPU (model and flags).
 
 Per key the folder holds `graphc_<key>.py` (the kernel source; Numba's own cache of the compiled
 kernel sits beside it in __pycache__), `graphc_<key>.pkl` (the optimized graph and the kernel
@@ -36,13 +36,14 @@ def cache_dir():
 
 @functools.lru_cache(maxsize=None)
 def source_digest():
-    """A digest of graphc's own Python sources: any edit to graphc invalidates the cache."""
+    """A digest of graphc's own Python sources: any edit to graphc invalidates the cache. The packages
+    are found, not imported (a warm start never imports the passes)."""
+    import importlib.util
+
     import graphc
-    import graphc.passes
-    import graphc.runtime
     digest = hashlib.sha256()
-    for package in (graphc, graphc.passes, graphc.runtime):
-        folder = os.path.dirname(package.__file__)
+    for package in ("graphc", "graphc.passes", "graphc.runtime"):
+        folder = os.path.dirname(importlib.util.find_spec(package).origin)
         for root, dirs, files in os.walk(folder):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for name in sorted(f for f in files if f.endswith(".py")):
@@ -84,9 +85,10 @@ def canonical_text(graph):
     return "\n".join(parts)
 
 
-def compile_config(pipeline, disable, options):
-    return (f"pipeline {[p.name for p in pipeline]} disable {sorted(disable)} options {sorted(options.items())} "
-            f"format {FORMAT} graphc {source_digest()}")
+def compile_config(disable, options):
+    """The compile's settings. The pass pipeline is graphc source (passes/__init__.py), which the
+    digest covers, so a warm start need not import the passes to name them."""
+    return f"disable {sorted(disable)} options {sorted(options.items())} format {FORMAT} graphc {source_digest()}"
 
 
 def make_key(*parts):

@@ -18,6 +18,7 @@ PRELUDE = """\
 import numpy as np
 from numba import prange
 from graphc.runtime.scalar_math import exp, log, tanh, sqrt, log1p, expm1, slice_length, accumulate, parallel_chunks
+from graphc.runtime.blas import matmul_into
 """
 # A flat loop runs in parallel (chunks over threads, see scalar_math.parallel_chunks) when it has at
 # least this many elements known at compile time, or when its whole size is given at call time (the
@@ -104,6 +105,11 @@ class Context:
             self.reused.add(node)
             return self.var(donor)
         return f"np.empty({self.shape(node)}, np.{self.type(node).dtype})"
+
+    def full(self, name, node, value):
+        """Lines making `name` an array of node's shape and dtype holding `value` everywhere: np.empty and a
+        slice assignment compile faster than np.full or np.zeros (each a separate Numba function)."""
+        return [f"{name} = np.empty({self.shape(node)}, np.{self.type(node).dtype})", f"{name}[:] = {value}"]
 
     def layout(self, node):
         return self.layouts.get(node, "C")
@@ -266,7 +272,7 @@ def _reduce_lines(ctx, node, step, reducer, space, setup, head, ind, body, value
                 + [f"{ind}acc = {combine('acc', value)}", f"{out} = np.{dtype}({total})"])
     kept = [("0" if attrs["keepdims"] else None) if k in attrs["axes"] else names[k] for k in range(len(space))]
     target = f"{out}[{', '.join(i for i in kept if i is not None)}]"
-    lines = [f"{out} = np.full({ctx.shape(node)}, {ctx.const(init(dtype), dtype)}, np.{dtype})"]
+    lines = ctx.full(out, node, ctx.const(init(dtype), dtype))
     lines += setup + head + body + [f"{ind}{target} = {combine(target, value)}"]
     return lines + ([f"{out} /= {count}"] if averaged else [])
 

@@ -40,6 +40,7 @@ def is_parallel(kernel):
 
 def compile_kernel(graph, kernel, key):
     """The njit dispatcher, compiled now (or loaded from Numba's cache) for the graph's argument types."""
+    aot.preload_blas()  # before Numba's first compile, which otherwise imports all of scipy.linalg for BLAS
     import numba
     module = load_module(key, kernel.source)
     fn = getattr(module, kernel.name)
@@ -76,13 +77,13 @@ def kernel_function(graph, kernel, key):
     ahead = wants_ahead_of_time(graph, kernel)
     entry = aot.load(key, kernel.name) if ahead else None
     if entry is not None:
-        if "np.dot(" in kernel.source:
+        if "np.dot(" in kernel.source or "matmul_into(" in kernel.source:
             aot.preload_blas()
         COUNTS["ahead-of-time imports"] += 1
         return entry, "ahead-of-time module", True
     dispatcher, where = compile_kernel(graph, kernel, key)
     if ahead and aot.build_in_background(key):
-        where += "; ahead-of-time build started in the background"
+        where += "; ahead-of-time build queued (it runs when this process exits)"
     return dispatcher, where, False
 
 

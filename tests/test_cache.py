@@ -19,7 +19,7 @@ PROGRAM = textwrap.dedent("""
     from graphc.runtime.compile import COUNTS
     x = gc.tensor("x", (2, 3), "float64")  # fixed sizes: a serial kernel, built ahead of time
     w = gc.tensor("w", (3,), "float64")
-    loss = gc.sum(gc.tanh(x @ w))
+    loss = gc.sum(gc.tanh(x @ w)) + 0.5 * gc.sum(x.T @ x)  # matrix-vector and matrix-matrix products
     f = gc.compile([x, w], loss, updates={w: w - gc.grad(loss, w)}, name="warm")
     X, W = np.arange(6.0).reshape(2, 3) / 10, np.array([0.1, -0.2, 0.3])
     value = f(X, W)
@@ -29,9 +29,13 @@ PROGRAM = textwrap.dedent("""
         wrong = "accepted"
     except gc.CallError as error:
         wrong = str(error)
-    from graphc.runtime import cache
-    print(json.dumps({"digest": cache.source_digest(), "env": cache.environment(), "info": f.cache_info(), "counts": dict(COUNTS), "numba": "numba" in sys.modules,
-                      "value": float(value), "grad": grad.tolist(), "wrong": wrong}))
+    import glob, os
+    from graphc.runtime import aot, cache
+    folder = cache.cache_dir()
+    builds = {"queued": len(glob.glob(os.path.join(folder, "*.building"))),
+              "builder": os.path.exists(os.path.join(folder, aot.BUILDER_LOCK))}
+    print(json.dumps({"builds": builds, "digest": cache.source_digest(), "env": cache.environment(), "info": f.cache_info(), "counts": dict(COUNTS), "numba": "numba" in sys.modules,
+                      "passes": "graphc.passes" in sys.modules, "value": float(value), "grad": grad.tolist(), "wrong": wrong}))
 """)
 
 
@@ -47,19 +51,21 @@ def run_program(folder, aot=True):
 def expected():
     X, W = np.arange(6.0).reshape(2, 3) / 10, np.array([0.1, -0.2, 0.3])
     t = np.tanh(X @ W)
-    return t.sum(), X.T @ (1 - t * t)
+    return t.sum() + 0.5 * (X.T @ X).sum(), X.T @ (1 - t * t)
 
 
 def test_warm_start_in_a_new_process_compiles_nothing(tmp_path):
     cold = run_program(tmp_path)
     assert cold["info"]["status"] == "miss" and cold["info"]["reason"] == "first compile of this graph"
     assert cold["counts"] == {"numba compiles": 1}
+    assert cold["builds"] == {"queued": 1, "builder": False}  # the build starts when the program exits
     env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path))
     subprocess.run([sys.executable, "-c", "from graphc.runtime import aot; aot.wait_for_builds()"], env=env, check=True)
     warm = run_program(tmp_path)
     assert warm["info"]["status"] == "hit", (warm, cold)
     assert warm["info"]["kernel"] == "ahead-of-time module"
     assert warm["counts"] == {"ahead-of-time imports": 1} and not warm["numba"]
+    assert cold["passes"] and not warm["passes"]  # a warm start runs no pass (nor imports them)
     value, grad = expected()
     for run in (cold, warm):
         assert run["value"] == pytest.approx(value, rel=1e-13) and np.allclose(run["grad"], grad, rtol=1e-13)
@@ -145,3 +151,15 @@ def test_which_kernels_are_built_ahead_of_time():
     v = gc.tensor("v", (None,), "float64")
     parallel = gc.compile([v], gc.sum(v * v), name="parallel")
     assert not wants_ahead_of_time(parallel.ir, parallel._kernel)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_the_builder_runs_at_idle_priority():
+    from graphc.runtime import aot
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        aot._lower_priority(child.pid)
+        assert os.sched_getscheduler(child.pid) == os.SCHED_IDLE
+    finally:
+        child.kill()
+        child.wait()

@@ -1,4 +1,5 @@
-"""matmul: NumPy's semantics for rank-1 and rank-2 operands; BLAS through np.dot in the kernel."""
+"""matmul: NumPy's semantics for rank-1 and rank-2 operands; BLAS in the kernel (runtime/blas.py's
+matmul_into for two matrices, np.dot otherwise)."""
 import numpy as np
 
 from .. import functions as F
@@ -33,6 +34,9 @@ def _matmul_vjp(g, out, a, b):
 
 def _emit_matmul(ctx, node):
     a, b = ctx.args(node)
+    if ctx.type(a).ndim == ctx.type(b).ndim == 2:
+        return [f"{ctx.var(node)} = np.empty({ctx.shape(node)}, np.{ctx.type(node).dtype})",
+                f"matmul_into({ctx.blas_operand(a)}, {ctx.blas_operand(b)}, {ctx.var(node)})"]
     return [f"{ctx.var(node)} = np.dot({ctx.blas_operand(a)}, {ctx.blas_operand(b)})"]
 
 

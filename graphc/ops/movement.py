@@ -84,7 +84,7 @@ def _emit_reshape(ctx, node):
     if ctx.type(node).ndim == 0:
         return [f"{out} = {ctx.var(x)}" if ctx.type(x).ndim == 0 else f"{out} = {ctx.contiguous(x)}.reshape(1)[0]"]
     if ctx.type(x).ndim == 0:
-        return [f"{out} = np.full({ctx.shape(node)}, {ctx.var(x)})"]
+        return ctx.full(out, node, ctx.var(x))
     return [f"{out} = {ctx.contiguous(x)}.reshape({ctx.shape(node)})"]
 
 
@@ -276,7 +276,7 @@ def _emit_scatter(ctx, node):
     head, ind = ctx.nest(ctx.dims(g), names)
     target = ["0" if size == "1" else name for name, size in zip(names, ctx.dims(node))]  # x broadcast there
     target[axis] = "k"
-    return ([f"{out} = np.zeros({ctx.shape(node)}, np.{ctx.type(node).dtype})"] + head
+    return (ctx.full(out, node, ctx.const(0, ctx.type(node).dtype)) + head
             + _checked_index(ctx, node, ind, ctx.at(idx, g, names), ctx.dims(node)[axis])
             + [f"{ind}{out}[{', '.join(target)}] += {ctx.var(g)}[{', '.join(names)}]"])
 
@@ -302,7 +302,7 @@ def _emit_one_hot(ctx, node):
     names = [f"i{k}" for k in range(ctx.type(labels).ndim)]
     head, ind = ctx.nest(ctx.dims(labels), names)
     label = f"{ctx.var(labels)}[{', '.join(names)}]" if names else ctx.var(labels)
-    return ([f"{out} = np.zeros({ctx.shape(node)}, np.{ctx.type(node).dtype})"] + head
+    return (ctx.full(out, node, ctx.const(0, ctx.type(node).dtype)) + head
             + [f"{ind}if 0 <= {label} < {depth}:", f"{ind}    {out}[{''.join(n + ', ' for n in names)}{label}] = 1"])
 
 
@@ -450,9 +450,8 @@ def _emit_index_grad(ctx, node):
     (g,) = ctx.args(node)
     out = ctx.var(node)
     index = ctx.attrs(node)["index"]
-    return _bounds_checks(ctx, node, index, tuple(ctx.type(node).shape)) + [
-        f"{out} = np.zeros({ctx.shape(node)}, np.{ctx.type(node).dtype})",
-        f"{out}[{_index_text(index, ctx.size)},] = {ctx.var(g)}"]
+    return (_bounds_checks(ctx, node, index, tuple(ctx.type(node).shape)) + ctx.full(out, node, ctx.const(0, ctx.type(node).dtype))
+            + [f"{out}[{_index_text(index, ctx.size)},] = {ctx.var(g)}"])
 
 
 register(OpDef("index_grad", _index_grad_infer, _index_grad_numpy,

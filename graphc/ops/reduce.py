@@ -79,7 +79,7 @@ def _emit_reduce(init, combine, finish=None):
             return lines + [f"{out} = np.{dtype}({total})"]
         kept = [("0" if keepdims else None) if k in axes else idx[k] for k in range(rank)]
         target = f"{out}[{', '.join(i for i in kept if i is not None)}]"
-        lines = [f"{out} = np.full({ctx.shape(node)}, {ctx.const(init(dtype), dtype)}, np.{dtype})"]
+        lines = ctx.full(out, node, ctx.const(init(dtype), dtype))
         lines += head + [f"{ind}{target} = {combine(target, item)}"]
         if finish:
             lines += [f"{out} /= {ctx.count(x, axes)}"]
