@@ -123,6 +123,7 @@ def start_builder():
         builder = subprocess.Popen([sys.executable, "-m", "graphc.runtime.aot"], stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
     _lower_priority(builder.pid)  # at once, not after its imports (main does it again)
+    _write_lock(builder.pid)
 
 
 def _lower_priority(pid):
@@ -137,7 +138,8 @@ def _lower_priority(pid):
 
 
 def _claim_builder():
-    """True when no live builder holds the folder's lock (a stale lock, older than ten minutes, is broken)."""
+    """True when no live builder holds the folder's lock (a stale lock, older than ten minutes, is broken).
+    The lock names the builder's process id (this one until start_builder names its child)."""
     lock = os.path.join(cache.cache_dir(), BUILDER_LOCK)
     try:
         if time.time() - os.path.getmtime(lock) > STALE_LOCK_SECONDS:
@@ -146,20 +148,52 @@ def _claim_builder():
         pass
     try:
         os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        return True
     except FileExistsError:
         return False
+    _write_lock(os.getpid())
+    return True
+
+
+def _write_lock(pid):
+    try:
+        with open(os.path.join(cache.cache_dir(), BUILDER_LOCK), "w") as f:
+            f.write(str(pid))
+    except OSError:
+        pass
 
 
 def wait_for_builds(timeout=300.0):
-    """Start the queued builds now and block until none is queued or running in the cache folder
-    (benchmarks and tests use this)."""
+    """Start the queued builds now and block until none is queued or running in the cache folder, and
+    the builder process has ended: its exit (Python's teardown with Numba loaded, ~0.3 s) would still
+    take CPU from whatever runs next (benchmarks and tests use this)."""
     start_builder()
     deadline = time.time() + timeout
     folder = cache.cache_dir()
-    while (glob.glob(os.path.join(folder, "*.building")) or os.path.exists(os.path.join(folder, BUILDER_LOCK))) \
-            and time.time() < deadline:
+    lock, builder = os.path.join(folder, BUILDER_LOCK), None
+    while (glob.glob(os.path.join(folder, "*.building")) or os.path.exists(lock)) and time.time() < deadline:
+        try:
+            with open(lock) as f:
+                builder = int(f.read())  # empty for a moment after the lock's creation: ValueError
+        except (OSError, ValueError):
+            pass
         time.sleep(0.05)
+    while builder not in (None, os.getpid()) and not _ended(builder) and time.time() < deadline:
+        time.sleep(0.01)
+
+
+def _ended(pid):
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return True  # our child, reaped now
+    except ChildProcessError:
+        pass  # another process's child: signal 0 only tests that it exists
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass
+    return False
 
 
 def _numpy_error_model_flags():

@@ -163,3 +163,18 @@ def test_the_builder_runs_at_idle_priority():
     finally:
         child.kill()
         child.wait()
+
+
+def test_waiting_for_builds_waits_for_the_builders_exit(tmp_path, monkeypatch):
+    """The builder drops its lock, then takes a while to exit: the wait lasts until it is gone."""
+    import time
+    from graphc.runtime import aot
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    lock = tmp_path / aot.BUILDER_LOCK
+    script = f"import os, time; time.sleep(0.3); os.unlink({str(lock)!r}); time.sleep(0.7)"
+    builder = subprocess.Popen([sys.executable, "-c", script])
+    lock.write_text(str(builder.pid))
+    start = time.perf_counter()
+    aot.wait_for_builds(timeout=30)
+    assert time.perf_counter() - start > 0.9 and not lock.exists()
+    builder.wait()
