@@ -19,6 +19,7 @@ import numpy as np
 from numba import prange
 from graphc.runtime.scalar_math import exp, log, tanh, sqrt, log1p, expm1, slice_length, accumulate, parallel_chunks
 from graphc.runtime.blas import matmul_into
+from graphc.runtime.arrays import empty, contiguous
 """
 # A flat loop runs in parallel (chunks over threads, see scalar_math.parallel_chunks) when it has at
 # least this many elements known at compile time, or when its whole size is given at call time (the
@@ -104,12 +105,12 @@ class Context:
         if donor is not None:
             self.reused.add(node)
             return self.var(donor)
-        return f"np.empty({self.shape(node)}, np.{self.type(node).dtype})"
+        return f"empty({self.shape(node)}, np.{self.type(node).dtype})"
 
     def full(self, name, node, value):
-        """Lines making `name` an array of node's shape and dtype holding `value` everywhere: np.empty and a
+        """Lines making `name` an array of node's shape and dtype holding `value` everywhere: empty and a
         slice assignment compile faster than np.full or np.zeros (each a separate Numba function)."""
-        return [f"{name} = np.empty({self.shape(node)}, np.{self.type(node).dtype})", f"{name}[:] = {value}"]
+        return [f"{name} = empty({self.shape(node)}, np.{self.type(node).dtype})", f"{name}[:] = {value}"]
 
     def layout(self, node):
         return self.layouts.get(node, "C")
@@ -118,11 +119,11 @@ class Context:
         self.layouts[node] = layout
 
     def contiguous(self, node):
-        return self.var(node) if self.layout(node) == "C" else f"np.ascontiguousarray({self.var(node)})"
+        return self.var(node) if self.layout(node) == "C" else f"contiguous({self.var(node)})"
 
     def blas_operand(self, node):
         """C or F views go to BLAS as they are; anything else is copied."""
-        return self.var(node) if self.layout(node) in ("C", "F") else f"np.ascontiguousarray({self.var(node)})"
+        return self.var(node) if self.layout(node) in ("C", "F") else f"contiguous({self.var(node)})"
 
     def scalar_of(self, node, dtype):
         return f"np.{dtype}({self.var(node)})"
@@ -280,7 +281,7 @@ def _reduce_lines(ctx, node, step, reducer, space, setup, head, ind, body, value
 def _parallel_scalar_reduce(node, setup, head, ind, body, value, combine, start, acc_dtype):
     """Per-chunk partial sums in parallel, then their total in chunk order."""
     chunks, partial, acc = head[0].split(" = ")[0], f"partial{node}", f"acc{node}"
-    return (setup + head[:2] + [f"{partial} = np.empty({chunks}, np.{acc_dtype})", head[2], f"    {acc} = {start}"]
+    return (setup + head[:2] + [f"{partial} = empty({chunks}, np.{acc_dtype})", head[2], f"    {acc} = {start}"]
             + head[3:] + body + [f"{ind}{acc} = {combine(acc, value)}", f"    {partial}[c] = {acc}",
                       f"acc = {start}", f"for c in range({chunks}):", f"    acc = {combine('acc', f'{partial}[c]')}"])
 

@@ -109,13 +109,13 @@ def _emit_logsumexp_axes(ctx, node):
     head, ind = ctx.nest(ctx.dims(x), idx)
     item = f"{xv}[{', '.join(idx)}]"
     zero, lowest = ctx.const(0, dtype), ctx.const(float("-inf"), dtype)
-    return ([f"top = np.empty(({kept_shape},), np.{dtype})", f"top[:] = {lowest}"] + head
+    return ([f"top = empty(({kept_shape},), np.{dtype})", f"top[:] = {lowest}"] + head
             + [f"{ind}top[{kept}] = max(top[{kept}], {item})",
                "top_flat = top.reshape(-1)",
                "for j in range(top_flat.size):",  # empty, NaN or infinite: no shift
                f"    if top_flat[j] == {lowest} or top_flat[j] != top_flat[j] or top_flat[j] == -{lowest}:",
                f"        top_flat[j] = {zero}",
-               f"total = np.empty(({kept_shape},), np.{dtype})", f"total[:] = {zero}"] + head
+               f"total = empty(({kept_shape},), np.{dtype})", f"total[:] = {zero}"] + head
             + [f"{ind}total[{kept}] += exp({item} - top[{kept}])",
                f"{out} = (np.log(total) + top).reshape({ctx.shape(node)})"])
 

@@ -35,7 +35,7 @@ def _matmul_vjp(g, out, a, b):
 def _emit_matmul(ctx, node):
     a, b = ctx.args(node)
     if ctx.type(a).ndim == ctx.type(b).ndim == 2:
-        return [f"{ctx.var(node)} = np.empty({ctx.shape(node)}, np.{ctx.type(node).dtype})",
+        return [f"{ctx.var(node)} = empty({ctx.shape(node)}, np.{ctx.type(node).dtype})",
                 f"matmul_into({ctx.blas_operand(a)}, {ctx.blas_operand(b)}, {ctx.var(node)})"]
     return [f"{ctx.var(node)} = np.dot({ctx.blas_operand(a)}, {ctx.blas_operand(b)})"]
 

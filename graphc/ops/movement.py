@@ -108,7 +108,7 @@ def _emit_transpose(ctx, node):
     if len(axes) == 2:
         ctx.set_layout(node, "F" if ctx.layout(x) == "C" else "A")
         return [f"{ctx.var(node)} = {ctx.var(x)}.T"]  # a view: BLAS takes it without a copy
-    return [f"{ctx.var(node)} = np.ascontiguousarray({ctx.var(x)}.transpose({axes}))"]
+    return [f"{ctx.var(node)} = contiguous({ctx.var(x)}.transpose({axes}))"]
 
 
 register(OpDef("transpose", _transpose_infer, lambda x, axes: np.transpose(x, axes),
@@ -427,7 +427,7 @@ def _emit_getitem(ctx, node):
     checks = _bounds_checks(ctx, node, index, x)
     if ctx.type(node).ndim == 0:
         return checks + [f"{ctx.var(node)} = {picked}"]
-    return checks + [f"{ctx.var(node)} = np.ascontiguousarray({picked})"]
+    return checks + [f"{ctx.var(node)} = contiguous({picked})"]
 
 
 register(OpDef("getitem", _getitem_infer, lambda x, index: x[_as_python_index(index)],
