@@ -122,7 +122,7 @@ def start_builder():
         env = dict(os.environ, GRAPHC_CACHE_DIR=cache.cache_dir())
         builder = subprocess.Popen([sys.executable, "-m", "graphc.runtime.aot"], stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    _lower_priority(builder.pid)  # at once, not after its imports (main does it again)
+    _lower_priority(builder.pid)
     _write_lock(builder.pid)
 
 
@@ -135,6 +135,16 @@ def _lower_priority(pid):
             os.setpriority(os.PRIO_PROCESS, pid, 19)
         except (AttributeError, OSError):
             pass
+
+
+def _normal_priority(pid):
+    """Back to the normal policy, at nice 10: someone waits for the build (on a busy machine an idle-
+    priority builder would hardly run)."""
+    try:
+        os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+        os.setpriority(os.PRIO_PROCESS, pid, 10)
+    except (AttributeError, OSError):
+        pass
 
 
 def _claim_builder():
@@ -165,7 +175,8 @@ def _write_lock(pid):
 def wait_for_builds(timeout=300.0):
     """Start the queued builds now and block until none is queued or running in the cache folder, and
     the builder process has ended: its exit (Python's teardown with Numba loaded, ~0.3 s) would still
-    take CPU from whatever runs next (benchmarks and tests use this)."""
+    take CPU from whatever runs next (benchmarks and tests use this). While waited for, the builder
+    runs at normal priority."""
     start_builder()
     deadline = time.time() + timeout
     folder = cache.cache_dir()
@@ -173,7 +184,10 @@ def wait_for_builds(timeout=300.0):
     while (glob.glob(os.path.join(folder, "*.building")) or os.path.exists(lock)) and time.time() < deadline:
         try:
             with open(lock) as f:
-                builder = int(f.read())  # empty for a moment after the lock's creation: ValueError
+                named = int(f.read())  # empty for a moment after the lock's creation: ValueError
+            if named != builder and named != os.getpid():
+                builder = named
+                _normal_priority(builder)
         except (OSError, ValueError):
             pass
         time.sleep(0.05)
@@ -238,8 +252,8 @@ def build(key):
 
 def main():
     """The builder: build queued kernels one at a time; after releasing the lock, look once more, so a
-    kernel queued while the lock was being released is not left behind."""
-    _lower_priority(0)
+    kernel queued while the lock was being released is not left behind. Its priority is set by the
+    process that starts it (start_builder) and raised by one that waits for it (wait_for_builds)."""
     while True:
         try:
             while _build_next():

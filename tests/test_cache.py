@@ -160,6 +160,8 @@ def test_the_builder_runs_at_idle_priority():
     try:
         aot._lower_priority(child.pid)
         assert os.sched_getscheduler(child.pid) == os.SCHED_IDLE
+        aot._normal_priority(child.pid)  # what waiting for the build does
+        assert os.sched_getscheduler(child.pid) == os.SCHED_OTHER and os.getpriority(os.PRIO_PROCESS, child.pid) == 10
     finally:
         child.kill()
         child.wait()
