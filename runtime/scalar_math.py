@@ -12,8 +12,8 @@ and selects, which LLVM vectorizes:
 - log: x = m 2^k with m in [sqrt(2)/2, sqrt(2)) read from the bits, then fdlibm's (float64) and
   musl's (float32) minimax polynomial in s = (m-1)/(m+1); denormal inputs are scaled first.
 - log1p(x) = log(u) * x / (u - 1) with u = 1 + x (Goldberg's correction).
-exp, expm1, tanh, sigmoid and log1p are written once for both widths: the float32 and float64
-versions are the same function given the constants of their width (`F32`, `F64`), and everything,
+Each is written once for both widths: the float32 and float64 versions are the same function
+given the constants of their width (`F32`, `F64`), and everything,
 the integer bits included, stays at the argument's width (float32 fills the full vector width).
 Each is within ~1-2 ulp of the correctly rounded result (tests/test_scalar_math.py measures it over
 the whole range) and keeps IEEE semantics for NaN, +-Inf, 0 and denormals. Each public function is
@@ -52,6 +52,14 @@ def _float_from_bits(typingctx, bits, like):
             value = builder.trunc(value, ir.IntType(width)) if value.type.width > width else builder.sext(value, ir.IntType(width))
         return builder.bitcast(value, float_type)
     return like(bits, like), codegen
+
+
+@intrinsic
+def _float_of_int(typingctx, value, like):
+    """The integer `value` converted to `like`'s float type."""
+    def codegen(context, builder, signature, args):
+        return builder.sitofp(args[0], context.get_value_type(like))
+    return like(value, like), codegen
 
 
 @intrinsic
@@ -146,6 +154,7 @@ FloatConstants = collections.namedtuple("FloatConstants", [
     "tanh_small", "tanh_clamp",       # the polynomial below, tanh is +-1 to the last bit above
     "tanh_poly",                      # tanh(x) = x + x^3 q(x^2) below tanh_small (Chebyshev fits, mpmath)
     "log_ln2_hi", "log_ln2_lo",       # log's own split of ln2
+    "log_odd", "log_even",            # log(1+f) - f + f^2/2 = z q_odd(w) + w q_even(w), s = f/(2+f), z = s^2, w = z^2
     "smallest_normal", "denormal_scale",
     # integer fields: the bit layout
     "mantissa_bits", "mantissa_mask", "sqrt_half_bits", "denormal_shift",
@@ -170,6 +179,8 @@ F64 = _constants(
      -1.4556637641338977425e-3, 3.5921106202983503565e-3, -8.8632344161136159551e-3, 2.1869488494459271562e-2,
      -5.3968253967451342324e-2, 1.3333333333332729433e-1, -3.3333333333333332581e-1),
     6.93147180369123816490e-01, 1.90821492927058770002e-10,
+    (1.479819860511658591e-01, 1.818357216161805012e-01, 2.857142874366239149e-01, 6.666666666666735130e-01),
+    (1.531383769920937332e-01, 2.222219843214978396e-01, 3.999999999940941908e-01),
     2.2250738585072014e-308, 2.0 ** 54,
     ints=(52, 0x000FFFFFFFFFFFFF, 0x3FE6A09E667F3BCD, 54),
 )
@@ -184,13 +195,12 @@ F32 = _constants(
     (-6.6149536931217252362e-3, 2.1311897539520468013e-2, -5.3909837128763974460e-2, 1.3333115800999722231e-1,
      -3.3333332023813319569e-1),
     6.9313812256e-01, 9.0580006145e-06,
+    (0.28498786688, 0.66666662693),
+    (0.24279078841, 0.40000972152),
     1.17549435e-38, 2.0 ** 25,
     ints=(23, 0x007FFFFF, 0x3F3504F3, 25),
 )
-# log: fdlibm (float64) and musl (float32) minimax coefficients of log(1+f) - f + f^2/2 in s = f/(2+f)
-LG_64 = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01, 2.222219843214978396e-01,
-         1.818357216161805012e-01, 1.531383769920937332e-01, 1.479819860511658591e-01)
-LG_32 = tuple(np.float32(v) for v in (0.66666662693, 0.40000972152, 0.28498786688, 0.24279078841))
+# log's polynomials: fdlibm's (float64) and musl's (float32) minimax coefficients, Horner order
 
 
 # ---- exp, expm1, tanh, sigmoid: one body for both widths, `c` the constants of x's width ---------
@@ -258,7 +268,7 @@ def _log1p(x, c):
     return x if x == math.inf else y
 
 
-# ---- log: the reduction and the edges are shared, the polynomial is each width's own --------------
+# ---- log --------------
 
 @njit(inline="always", cache=True)
 def _log_reduce(x, c):
@@ -278,39 +288,25 @@ def _log_edges(x, y, c):
 
 
 @njit(inline="always", cache=True)
-def _log64(x):
-    c = F64
-    k, f = _log_reduce(x, c)
-    hfsq = 0.5 * f * f
-    s = f / (2.0 + f)
-    z = s * s
-    w = z * z
-    t1 = w * (LG_64[1] + w * (LG_64[3] + w * LG_64[5]))
-    t2 = z * (LG_64[0] + w * (LG_64[2] + w * (LG_64[4] + w * LG_64[6])))
-    kf = float(k)
-    return _log_edges(x, kf * c.log_ln2_hi - ((hfsq - (s * (hfsq + t1 + t2) + kf * c.log_ln2_lo)) - f), c)
-
-
-@njit(inline="always", cache=True)
-def _log32(x):
-    c = F32
+def _log(x, c):
     k, f = _log_reduce(x, c)
     s = f / (c.two + f)
     z = s * s
     w = z * z
-    r = z * (LG_32[0] + w * LG_32[2]) + w * (LG_32[1] + w * LG_32[3])
+    r = z * _horner(w, c.log_odd) + w * _horner(w, c.log_even)
     hfsq = c.half * f * f
-    kf = np.float32(k)
+    kf = _float_of_int(k, c.one)
     return _log_edges(x, s * (hfsq + r) + kf * c.log_ln2_lo - hfsq + f + kf * c.log_ln2_hi, c)
 
 
-def _by_width(generic=None, impl64=None, impl32=None):
-    """An overload body: float32 runs the float32 version, every other number the float64 one."""
+def _by_width(generic):
+    """An overload body: float32 runs `generic` with the float32 constants, every other number with
+    the float64 ones."""
     def choose(x):
         if isinstance(x, types.Float) and x.bitwidth == 32:
-            return (lambda x: generic(x, F32)) if generic else (lambda x: impl32(x))
+            return lambda x: generic(x, F32)
         if isinstance(x, (types.Float, types.Integer, types.Boolean)):
-            return (lambda x: generic(float(x), F64)) if generic else (lambda x: impl64(float(x)))
+            return lambda x: generic(float(x), F64)
         return None
     return choose
 
@@ -339,10 +335,9 @@ def sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
-for _stub, _choice in [(exp, _by_width(_exp)), (expm1, _by_width(_expm1)), (tanh, _by_width(_tanh)),
-                       (sigmoid, _by_width(_sigmoid)), (log1p, _by_width(_log1p)),
-                       (log, _by_width(impl64=_log64, impl32=_log32))]:
-    overload(_stub)(_choice)
+for _stub, _generic in [(exp, _exp), (expm1, _expm1), (log, _log), (log1p, _log1p), (tanh, _tanh),
+                        (sigmoid, _sigmoid)]:
+    overload(_stub)(_by_width(_generic))
 
 
 PARALLEL_MIN_CHUNK = 1 << 16  # elements: below this a chunk's work doesn't pay for waking a thread
