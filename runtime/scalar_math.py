@@ -42,15 +42,12 @@ sqrt = math.sqrt
 
 @intrinsic
 def _float_from_bits(typingctx, bits, like):
-    """The float of `like`'s type whose IEEE bits are the integer `bits` (truncated to its width)."""
-    width = like.bitwidth
-    float_type = ir.DoubleType() if width == 64 else ir.FloatType()
-
+    """The float of `like`'s type whose IEEE bits are the integer `bits` (at least as wide; truncated)."""
     def codegen(context, builder, signature, args):
         value = args[0]
-        if value.type.width != width:
-            value = builder.trunc(value, ir.IntType(width)) if value.type.width > width else builder.sext(value, ir.IntType(width))
-        return builder.bitcast(value, float_type)
+        if value.type.width > like.bitwidth:
+            value = builder.trunc(value, ir.IntType(like.bitwidth))
+        return builder.bitcast(value, context.get_value_type(like))
     return like(bits, like), codegen
 
 
