@@ -10,10 +10,7 @@ import graphc as gc
 
 
 def build():
-    w = gc.tensor("w", shape=(3,), dtype="float64")
-    x = gc.tensor("x", shape=(2,), dtype="float64")
-    f = 1.0 / (1.0 + gc.exp(-(w[0] * x[0] + w[1] * x[1] + w[2])))
-    return gc.compile([w, x], [f] + gc.grad(f, [w, x]), name="neuron")
+    return gc.compile(*_inputs_outputs(), name="neuron")
 
 
 def main():
