@@ -3,10 +3,11 @@ import networkx as nx
 
 from graphc import functions as F
 from graphc.errors import GradientError, GraphcError
-from graphc.lower import add_tensor
 from graphc.ops import OPS
-from graphc.tensor import Tensor, constant
+from graphc.tensor import constant
 from graphc.types import is_float, same_shape
+
+from .rewrite import add_with_provenance, ref
 
 
 def autodiff(graph):
@@ -20,14 +21,10 @@ def autodiff(graph):
     return graph
 
 
-def _ref(graph, node):
-    return Tensor("ref", (), {"node": node}, graph.type(node), graph[node]["loc"])
-
-
 def _expand(graph, y, grad_nodes):
     wrts = {graph.args(n)[1] for n in grad_nodes}
     relevant = (nx.ancestors(graph.g, y) | {y}) & set().union(*(nx.descendants(graph.g, w) | {w} for w in wrts))
-    upstream = {y: [_ref(graph, _lower(graph, y, constant(1.0, graph.type(y).dtype)))]}
+    upstream = {y: [ref(graph, _lower(graph, y, constant(1.0, graph.type(y).dtype)))]}
     totals = {}
     for node in reversed([n for n in graph.order() if n in relevant]):
         if node not in upstream:
@@ -36,7 +33,7 @@ def _expand(graph, y, grad_nodes):
         for arg, local in zip(graph.args(node), _local_grads(graph, node, total)):
             if local is not None and arg in relevant and is_float(graph.type(arg).dtype):
                 local = _lower(graph, node, _fit(local, graph.type(arg)))
-                upstream.setdefault(arg, []).append(_ref(graph, local))
+                upstream.setdefault(arg, []).append(ref(graph, local))
     for grad_node in grad_nodes:
         wrt = graph.args(grad_node)[1]
         result = totals.get(wrt)
@@ -55,22 +52,16 @@ def _local_grads(graph, node, upstream_node):
         return ()
     if opdef.vjp is None:
         raise GradientError(f"{data['op']} has no gradient rule (at {data['loc']})")
-    args = [_ref(graph, a) for a in data["args"]]
+    args = [ref(graph, a) for a in data["args"]]
     try:
-        return opdef.vjp(_ref(graph, upstream_node), _ref(graph, node), *args, **data["attrs"])
+        return opdef.vjp(ref(graph, upstream_node), ref(graph, node), *args, **data["attrs"])
     except GraphcError as error:  # name the forward node whose gradient failed, at the user's line
         raise type(error)(f"the gradient of {data['op']} at {data['loc']}: {error}") from None
 
 
 def _lower(graph, origin, tensor):
     """Add a backward tensor, its nodes tagged with the forward node they differentiate."""
-    if tensor.op == "ref":
-        return tensor.attrs["node"]
-    before = set(graph.g.nodes)
-    node = add_tensor(graph, tensor, {}, phase="backward", origin=origin, loc=graph[origin]["loc"])
-    for new in set(graph.g.nodes) - before:
-        graph[new]["origin_op"] = graph.op(origin)
-    return node
+    return add_with_provenance(graph, tensor, "backward", origin, graph[origin]["loc"], graph.op(origin))
 
 
 def _sum(contributions):

@@ -229,13 +229,22 @@ def _try(work, original, r, node, keep):
 def replace(graph, node, tensor):
     """Lower `tensor` with node's provenance, make node's readers read it, drop what became dead."""
     data = graph[node]
-    before = set(graph.g.nodes)
-    new = add_tensor(graph, tensor, {}, phase=data["phase"], origin=data["origin"], loc=data["loc"])
-    for added in set(graph.g.nodes) - before:
-        if "origin_op" in data:
-            graph[added]["origin_op"] = data["origin_op"]
+    new = add_with_provenance(graph, tensor, data["phase"], data["origin"], data["loc"], data.get("origin_op"))
     graph.replace_uses(node, new)
     remove_dead(graph, node)
+    return new
+
+
+def add_with_provenance(graph, tensor, phase, origin, loc, origin_op):
+    """Lower `tensor`; the nodes it adds get this phase, origin, loc and origin_op (the forward op a
+    backward node differentiates, as the user wrote it)."""
+    if tensor.op == "ref":
+        return tensor.attrs["node"]
+    before = set(graph.g.nodes)
+    new = add_tensor(graph, tensor, {}, phase=phase, origin=origin, loc=loc)
+    if origin_op is not None:
+        for added in set(graph.g.nodes) - before:
+            graph[added]["origin_op"] = origin_op
     return new
 
 
