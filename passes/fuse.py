@@ -24,7 +24,7 @@ import networkx as nx
 
 from graphc.errors import PassError
 from graphc.ops import OPS
-from graphc.ops.fused import REDUCERS, Body, Step
+from graphc.ops.fused import REDUCERS, Body, Step, yields_reduction
 from graphc.types import same_shape
 
 from .dce import dce
@@ -197,7 +197,7 @@ def _share_loops(graph):
 def _may_share(graph, node):
     data = graph[node]
     return (data["op"] == "fused" and data.get("loop") is None and data["type"].ndim > 0
-            and data["attrs"]["body"].steps[-1].op not in REDUCERS)
+            and not yields_reduction(data["attrs"]))
 
 
 def _fits(graph, cluster, node):

@@ -13,7 +13,7 @@ that depends on the reduction's loop, so every member's operands stay upstream o
 """
 import networkx as nx
 
-from graphc.ops.fused import REDUCERS, Body
+from graphc.ops.fused import Body, yields_reduction
 from graphc.types import same_shape
 
 from .loop_merge import append_steps, retag
@@ -39,7 +39,7 @@ def _loop(graph, node):
 def _is_reduction_head(graph, node):
     data = graph[node]
     return (data["op"] == "fused" and data.get("loop", node) == node and "output" not in data["attrs"]
-            and data["attrs"]["body"].steps[-1].op in REDUCERS)
+            and yields_reduction(data["attrs"]))
 
 
 def _next_join(graph):
@@ -76,7 +76,7 @@ def _may_join(graph, head, members, consumers, space):
         data = graph[c]
         if data["op"] != "fused" or not same_shape(data["type"].shape, space):
             return False
-        if data["attrs"]["body"].steps[data["attrs"].get("output", -1)].op in REDUCERS:
+        if yields_reduction(data["attrs"]):
             return False
         if head in graph.args(c):
             return False  # reads the reduction's result: it must wait for the loop to end

@@ -14,7 +14,7 @@ import math
 
 from graphc.memory_plan import MemoryPlan
 from graphc.ops import OPS
-from graphc.ops.fused import REDUCERS
+from graphc.ops.fused import yields_reduction
 
 RECEIVERS = ("broadcast_to", "softmax", "log_softmax", "take_along_axis")
 
@@ -130,7 +130,7 @@ def _last_reads(graph, order, owner):
 def _receives(graph, node):
     op = graph.op(node)
     if op == "fused":
-        return graph.attrs(node)["body"].steps[graph.attrs(node).get("output", -1)].op not in REDUCERS
+        return not yields_reduction(graph.attrs(node))
     return OPS[op].kind == "elementwise" or op in RECEIVERS
 
 

@@ -99,6 +99,13 @@ REDUCERS = {
     "mean": (lambda dtype: 0, lambda acc, v: f"{acc} + {v}", True),
     "max": (_lowest, lambda acc, v: f"({v} if ({v} > {acc} or {v} != {v}) else {acc})", False),
 }
+
+
+def yields_reduction(attrs):
+    """Whether a fused node's value (its `output` step, else its last) is a reduction."""
+    return attrs["body"].steps[attrs.get("output", -1)].op in REDUCERS
+
+
 INFIX = {"add": ("+", 1), "sub": ("-", 1), "mul": ("*", 2), "div": ("/", 2), "pow": ("**", 4)}
 ATOM = 9
 
