@@ -26,11 +26,17 @@ def _factors(sizes):
 def _product(sizes):
     """A size equal to the product of `sizes` (a derived Dim when any is known only at call time)."""
     dims, static = _factors(sizes)
+    return _combined("product", "*", 1, dims, static, factor=static)
+
+
+def _combined(origin, symbol, neutral, dims, static, **kwargs):
+    """dims[0] <symbol> dims[1] ... <symbol> static as a size: `static` alone, one Dim when `static` is
+    the operation's neutral element, else a derived Dim computed at call time."""
     if not dims:
         return static
-    if len(dims) == 1 and static == 1:
+    if len(dims) == 1 and static == neutral:
         return dims[0]
-    return Dim("product", "*".join(["{%d}" % k for k in range(len(dims))] + [str(static)]), dims, factor=static)
+    return Dim(origin, symbol.join(["{%d}" % k for k in range(len(dims))] + [str(static)]), dims, **kwargs)
 
 
 # reshape
@@ -161,12 +167,7 @@ def _size_sum(sizes):
     """A size equal to the sum of `sizes` (a derived Dim when any is known only at call time)."""
     sizes = [resolve(s) for s in sizes]
     dims = [s for s in sizes if isinstance(s, Dim)]
-    static = sum(s for s in sizes if not isinstance(s, Dim))
-    if not dims:
-        return static
-    if len(dims) == 1 and static == 0:
-        return dims[0]
-    return Dim("sum", "+".join(["{%d}" % k for k in range(len(dims))] + [str(static)]), dims)
+    return _combined("sum", "+", 0, dims, sum(s for s in sizes if not isinstance(s, Dim)))
 
 
 def _concatenate_vjp(g, out, *inputs, axis):
@@ -212,17 +213,18 @@ def _take_infer(types, axis):
     return TensorType(tuple(shape), x.dtype)
 
 
+def _index_error(ctx, node, ind, condition, detail):
+    """Kernel lines raising IndexError, naming the op and the user's line, when `condition` holds."""
+    message = f"{ctx.graph.op(node)}: {detail} (at {ctx.graph[node].get('loc') or '?'})"
+    return [f"{ind}if {condition}:", f"{ind}    raise IndexError({message!r})"]
+
+
 def _checked_index(ctx, node, ind, value, size):
     """Kernel lines reading index `value` into `k`, wrapped like NumPy's negative indices and checked:
     an index out of range raises (Numba wouldn't check, and would read or write past the array)."""
-    where = ctx.graph[node].get("loc") or "?"
     known = size if size.isdigit() else "known at call time"
-    message = f"{ctx.graph.op(node)}: an index is out of range for an axis of size {known} (at {where})"
-    return [f"{ind}k = {value}",
-            f"{ind}if k < 0:",
-            f"{ind}    k += {size}",
-            f"{ind}if k < 0 or k >= {size}:",
-            f"{ind}    raise IndexError({message!r})"]
+    return ([f"{ind}k = {value}", f"{ind}if k < 0:", f"{ind}    k += {size}"]
+            + _index_error(ctx, node, ind, f"k < 0 or k >= {size}", f"an index is out of range for an axis of size {known}"))
 
 
 def _emit_take(ctx, node):
@@ -404,18 +406,15 @@ def _index_text(index, size_text=str):
     return ", ".join(one(i) for i in index)
 
 
-def _bounds_checks(ctx, node, index, indexed):
-    """An int index on a call-time axis is checked at run time (declared sizes were checked already)."""
+def _bounds_checks(ctx, node, index, shape):
+    """An int index on a call-time axis of `shape` is checked at run time (declared sizes were checked already)."""
     lines, axis = [], 0
-    where = ctx.graph[node].get("loc") or "?"
     for item in index:
         if item[0] == "new":
             continue
-        size = ctx.type(indexed).shape[axis] if not isinstance(indexed, tuple) else indexed[axis]
-        if item[0] == "int" and isinstance(resolve(size), Dim):
-            n = ctx.size(size)
-            message = f"{ctx.graph.op(node)}: index {item[1]} is out of bounds for axis {axis} (at {where})"
-            lines += [f"if not -{n} <= {item[1]} < {n}:", f"    raise IndexError({message!r})"]
+        if item[0] == "int" and isinstance(resolve(shape[axis]), Dim):
+            n = ctx.size(shape[axis])
+            lines += _index_error(ctx, node, "", f"not -{n} <= {item[1]} < {n}", f"index {item[1]} is out of bounds for axis {axis}")
         axis += 1
     return lines
 
@@ -424,7 +423,7 @@ def _emit_getitem(ctx, node):
     (x,) = ctx.args(node)
     index = ctx.attrs(node)["index"]
     picked = f"{ctx.var(x)}[{_index_text(index, ctx.size)},]"
-    checks = _bounds_checks(ctx, node, index, x)
+    checks = _bounds_checks(ctx, node, index, ctx.type(x).shape)
     if ctx.type(node).ndim == 0:
         return checks + [f"{ctx.var(node)} = {picked}"]
     return checks + [f"{ctx.var(node)} = contiguous({picked})"]
@@ -450,7 +449,7 @@ def _emit_index_grad(ctx, node):
     (g,) = ctx.args(node)
     out = ctx.var(node)
     index = ctx.attrs(node)["index"]
-    return (_bounds_checks(ctx, node, index, tuple(ctx.type(node).shape)) + ctx.full(out, node, ctx.const(0, ctx.type(node).dtype))
+    return (_bounds_checks(ctx, node, index, ctx.type(node).shape) + ctx.full(out, node, ctx.const(0, ctx.type(node).dtype))
             + [f"{out}[{_index_text(index, ctx.size)},] = {ctx.var(g)}"])
 
 
