@@ -3,8 +3,8 @@
 The schedule is the graph's stable topological order (the order codegen writes). Each array a node
 allocates is a buffer; views (reshape, transpose, getitem) share their operand's buffer. A buffer dies
 after its last reader unless it escapes (an output or update value, or a view of one). A node whose
-kernel code takes its output array from the plan (elementwise, fused, broadcast_to, softmax,
-log_softmax, take_along_axis) reuses a dead buffer of exactly its type: in place when it is the last
+kernel code takes its output array from the plan (elementwise, fused, and ops declaring OpDef.receives:
+broadcast_to, softmax, ...) reuses a dead buffer of exactly its type: in place when it is the last
 reader of a same-typed operand (elementwise and fused loops read each element before writing it),
 otherwise the earliest-freed one. An update value computed by such a loop is written straight into
 the caller's array when nothing reads that array later. The node records the node whose array it takes as "reuses";
@@ -15,8 +15,6 @@ import math
 from graphc.memory_plan import MemoryPlan
 from graphc.ops import OPS
 from graphc.ops.fused import yields_reduction
-
-RECEIVERS = ("broadcast_to", "softmax", "log_softmax", "take_along_axis")
 
 
 def plan_memory(graph):
@@ -131,7 +129,7 @@ def _receives(graph, node):
     op = graph.op(node)
     if op == "fused":
         return not yields_reduction(graph.attrs(node))
-    return OPS[op].kind == "elementwise" or op in RECEIVERS
+    return OPS[op].kind == "elementwise" or OPS[op].receives
 
 
 def _in_place(graph, node):

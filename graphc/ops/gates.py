@@ -135,10 +135,10 @@ def _logsumexp_vjp(g, out, x, axes, keepdims):
 
 register(OpDef("softmax", lambda types, axis: _float_same(types, axis), _softmax_numpy,
                vjp=lambda g, out, x, axis: (out * (g - F.sum(g * out, axis, keepdims=True)),),
-               emit=_emit_normalized("softmax"), fresh=True))
+               emit=_emit_normalized("softmax"), fresh=True, receives=True))
 register(OpDef("log_softmax", lambda types, axis: _float_same(types, axis), _log_softmax_numpy,
                vjp=lambda g, out, x, axis: (g - F.exp(out) * F.sum(g, axis, keepdims=True),),
-               emit=_emit_normalized("log_softmax"), fresh=True))
+               emit=_emit_normalized("log_softmax"), fresh=True, receives=True))
 register(OpDef("logsumexp", _logsumexp_infer, _logsumexp_numpy, vjp=_logsumexp_vjp, kind="reduce", emit=_emit_logsumexp))
 
 

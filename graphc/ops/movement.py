@@ -145,7 +145,7 @@ def _concrete(shape):
 
 
 register(OpDef("broadcast_to", _broadcast_infer, lambda x, shape: np.broadcast_to(x, _concrete(shape)).copy(),
-               vjp=lambda g, out, x, shape: (g,), emit=_emit_broadcast, fresh=True))
+               vjp=lambda g, out, x, shape: (g,), emit=_emit_broadcast, fresh=True, receives=True))
 
 
 # concatenate
@@ -251,7 +251,8 @@ def _take_vjp(g, out, x, idx, axis):
     return (F.apply("scatter_add_along_axis", g, idx, axis=axis % x.ndim, shape=x.shape), None)
 
 
-register(OpDef("take_along_axis", _take_infer, _take_numpy, vjp=_take_vjp, emit=_emit_take, fresh=True))
+register(OpDef("take_along_axis", _take_infer, _take_numpy, vjp=_take_vjp, emit=_emit_take, fresh=True,
+               receives=True))
 
 
 def _scatter_infer(types, axis, shape):

@@ -21,6 +21,8 @@ class OpDef:
         that operand's buffer, and codegen copies it before returning it to the caller.
     fresh: the kernel code always returns a new array (elementwise and reduce ops do by their kind);
         memory planning assumes any other op's result may alias its operands.
+    receives: the kernel code writes its result into the array `ctx.empty(node)` gives (elementwise
+        ops do by their kind), so memory planning may hand it a dead buffer of its type.
     """
 
     name: str
@@ -35,6 +37,7 @@ class OpDef:
     cost: int = 1  # rough per-element cost; fusion recomputes only cheap ops
     view: bool = False
     fresh: bool = False
+    receives: bool = False
 
     def __post_init__(self):
         if self.format_attrs is None:
