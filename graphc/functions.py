@@ -147,11 +147,8 @@ def log_softmax(x, axis=-1):
 
 
 def _one_axis(axis, x, op):
-    if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
-        _fail(ShapeError, op, [x], f"axis must be an int, got {axis!r}")
-    if not (x.ndim and -x.ndim <= axis < x.ndim):
-        _fail(ShapeError, op, [x], f"axis {axis} is out of range for a rank-{x.ndim} tensor")
-    return int(axis) % x.ndim
+    (axis,) = _axes(_int(axis, op, "axis", [x]), x, op)
+    return axis
 
 
 def reshape(x, shape):
