@@ -37,9 +37,10 @@ CHEAP = 1  # the most costly op a group recomputes rather than reads (measured: 
 
 def fuse_elementwise(graph):
     """Contract maximal convex groups of elementwise ops (plus a final reduction) into `fused` nodes."""
-    work, index = graph.copy(), {n: k for k, n in enumerate(graph.order())}
+    order = graph.order()
+    work, index = graph.copy(), {n: k for k, n in enumerate(order)}
     groups = fused = 0
-    for root in reversed(graph.order()):
+    for root in reversed(order):
         if root not in work or not _can_root(work, root):
             continue
         members, stored = _grow(work, root, index)
