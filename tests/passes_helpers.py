@@ -1,6 +1,4 @@
 """Shared by the pass tests: reference evaluation (autodiff only, no optimization) and graph facts."""
-import re
-
 import numpy as np
 
 import graphc as gc
@@ -29,6 +27,8 @@ def ops_of(graph):
     return sorted(graph.op(n) for n in graph.g.nodes if graph.op(n) not in ("input",))
 
 
-def kernel_loops(source):
-    """Top-level loop nests in the generated kernel (one per array computation)."""
-    return len(re.findall(r"^    for ", source, flags=re.M))
+def top_level_loops(source):
+    """Loop nests at the kernel's own indentation, one per array computation (a parallel loop's
+    chunk loop is nested in its prange)."""
+    return sum(1 for line in source.splitlines() if line.startswith("    for ") and "range(" in line
+               and not line.startswith("    for c in range(chunks"))

@@ -4,7 +4,7 @@ import pytest
 
 import graphc as gc
 
-from passes_helpers import kernel_loops, optimized, reference
+from passes_helpers import optimized, reference, top_level_loops
 
 
 def mlp(sizes=(8, 6, 5, 3)):
@@ -116,7 +116,7 @@ def test_fusion_ends_in_one_reduction_and_keeps_values():
     X = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
     for got, want in zip(f(X), reference([y, gc.grad(gc.sum(y), x)], [x], X)):
         np.testing.assert_allclose(got, want, rtol=2e-6)
-    assert kernel_loops(f.source()) == 4  # mean, N*1, the sum (computing the backward too), the add
+    assert top_level_loops(f.source()) == 4  # mean, N*1, the sum (computing the backward too), the add
 
 
 def test_w3_forward_and_backward_run_in_one_loop():
@@ -135,12 +135,6 @@ def test_w3_forward_and_backward_run_in_one_loop():
     X, Y = rng.standard_normal(1000).astype(np.float32), rng.standard_normal(1000).astype(np.float32)
     for got, want in zip(f(X, Y), reference(outputs, [x, y], X, Y)):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
-
-
-def top_level_loops(source):
-    """Loops at the kernel's own indentation (a parallel loop's chunk loop is nested in its prange)."""
-    return sum(1 for line in source.splitlines() if line.startswith("    for ") and "range(" in line
-               and not line.startswith("    for c in range(chunks"))
 
 
 def test_updates_are_written_in_place_unless_also_returned(mlp_step):

@@ -29,10 +29,14 @@ BINARY = [
     lambda a, b: a + (-b), lambda a, b: a - a * 1 + b,
 ]
 
-steps = st.lists(st.tuples(st.booleans(), st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 1000)),
-                 min_size=1, max_size=7)
-long_steps = st.lists(st.tuples(st.booleans(), st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 1000)),
-                      min_size=5, max_size=14)
+
+def plans(min_size, max_size):
+    """Lists of (binary?, which op, first operand, second operand) steps for `build`."""
+    step = st.tuples(st.booleans(), st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 1000))
+    return st.lists(step, min_size=min_size, max_size=max_size)
+
+
+steps, long_steps = plans(1, 7), plans(5, 14)
 
 
 def build(plan):
