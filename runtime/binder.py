@@ -25,7 +25,7 @@ def size_checks(graph, params, skip_fixed=False):
     whose whole shape is fixed, which type_checks compares as a tuple)."""
     conditions, first = [], {}
     for param, node in zip(params, graph.inputs):
-        if skip_fixed and graph.type(node).ndim and is_fixed(graph.type(node)):
+        if skip_fixed and graph.type(node).ndim and graph.type(node).is_static():
             continue
         for axis, size in enumerate(graph.type(node).shape):
             here = f"{param}.shape[{axis}]"
@@ -70,15 +70,11 @@ def type_checks(graph, kernel, params):
         if k in kernel.scalar_args:
             continue
         t = graph.type(node)
-        shape = f"{param}.shape != {tuple(t.shape)}" if is_fixed(t) else f"{param}.ndim != {t.ndim}"
+        shape = f"{param}.shape != {tuple(t.shape)}" if t.is_static() else f"{param}.ndim != {t.ndim}"
         layout = f"not (_f{k} := {param}.flags).c_contiguous or not _f{k}.writeable" if node in updated else \
             f"not {param}.flags.c_contiguous"
         conditions.append(f"{param}.dtype is not _{t.dtype} or {shape} or {layout}")
     return conditions
-
-
-def is_fixed(t):
-    return all(not isinstance(size, Dim) for size in t.shape)
 
 
 def binder_source(graph, kernel, params, single, check_types=False):

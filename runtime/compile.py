@@ -12,7 +12,6 @@ import logging
 import numpy as np
 
 from graphc.errors import GraphcError
-from graphc.types import Dim
 
 from . import aot
 from .allocator import keep_freed_memory
@@ -63,7 +62,7 @@ def wants_ahead_of_time(graph, kernel):
     if is_parallel(kernel):
         return False
     types = [graph.type(n) for n in list(graph.inputs) + list(graph.outputs)]
-    tiny = all(not any(isinstance(s, Dim) for s in t.shape) and math.prod(t.shape) <= TINY_ELEMENTS for t in types)
+    tiny = all(t.is_static() and math.prod(t.shape) <= TINY_ELEMENTS for t in types)
     return not (tiny and any(graph.type(n).ndim for n in graph.outputs))
 
 
