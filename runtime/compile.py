@@ -7,7 +7,6 @@ start compiled nothing.
 """
 import collections
 import math
-import logging
 
 import numpy as np
 
@@ -18,18 +17,16 @@ from .allocator import keep_freed_memory
 from .cache import load_module
 
 COUNTS = collections.Counter()
-log = logging.getLogger("graphc")
-
-_SCALARS = ("float32", "float64", "int32", "int64", "bool")
+TINY_ELEMENTS = 4096  # arrays up to this size are tiny (see wants_ahead_of_time)
 
 
 def argument_types(graph, kernel):
-    from numba import types as nt
-    scalars = {name: getattr(nt, "boolean" if name == "bool" else name) for name in _SCALARS}
+    from numba import from_dtype, types
     sig = []
     for k, node in enumerate(kernel.arg_nodes):
         t = graph.type(node)
-        sig.append(scalars[t.dtype] if k in kernel.scalar_args else nt.Array(scalars[t.dtype], t.ndim, "C"))
+        element = from_dtype(np.dtype(t.dtype))
+        sig.append(element if k in kernel.scalar_args else types.Array(element, t.ndim, "C"))
     return tuple(sig)
 
 
@@ -64,9 +61,6 @@ def wants_ahead_of_time(graph, kernel):
     types = [graph.type(n) for n in list(graph.inputs) + list(graph.outputs)]
     tiny = all(t.is_static() and math.prod(t.shape) <= TINY_ELEMENTS for t in types)
     return not (tiny and any(graph.type(n).ndim for n in graph.outputs))
-
-
-TINY_ELEMENTS = 4096
 
 
 def kernel_function(graph, kernel, key):
