@@ -124,10 +124,6 @@ def store_artifact(key, artifact):
     write_atomic(path(key, ".pkl"), pickle.dumps(artifact, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def module_name(key):
-    return f"graphc_{key}"
-
-
 def write_module(key, source):
     """The kernel source as an importable module file (rewritten only when its text differs)."""
     target = path(key, ".py")
