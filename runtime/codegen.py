@@ -52,7 +52,6 @@ class Context:
         self.size_lines = []
         self.size_vars = {}
         self.layouts = {}
-        self.scalars = set()
         self.reused = set()  # nodes whose output took a dead array, as the memory plan says
         self.done = set()    # nodes another node's loop already computed
 
