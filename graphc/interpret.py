@@ -2,7 +2,7 @@
 import numpy as np
 
 from .ops import OPS
-from .types import Dim, resolve
+from .types import Dim, resolve, size_value
 
 
 def interpret(graph, *args, promote=False):
@@ -26,16 +26,6 @@ def interpret(graph, *args, promote=False):
     return [values[o] for o in graph.outputs], {target: values[v] for target, v in graph.updates}
 
 
-def _size_value(size, sizes):
-    """A call-time size: seen on some value already, or computed from its formula (a sum, a product, ...)."""
-    if not isinstance(size, Dim):
-        return size
-    if size not in sizes:
-        parts = [_size_value(resolve(p), sizes) for p in size.parts]
-        sizes[size] = eval(size.formula.format(*parts), {})  # formulas are arithmetic over sizes
-    return sizes[size]
-
-
 def _learn_sizes(declared, actual, sizes):
     for size, n in zip(declared, actual):
         size = resolve(size)
@@ -44,9 +34,10 @@ def _learn_sizes(declared, actual, sizes):
 
 
 def _concrete(value, sizes):
-    """Attributes with call-time sizes (reshape targets, say) made concrete from sizes seen so far."""
+    """Attributes with call-time sizes (reshape targets, say) made concrete from sizes seen so far
+    (derived sizes, a sum or a product, computed from their parts)."""
     if isinstance(value, Dim):
-        return _size_value(resolve(value), sizes)
+        return size_value(value, sizes)
     if isinstance(value, tuple) and any(isinstance(v, (Dim, tuple)) for v in value):
         return tuple(_concrete(v, sizes) for v in value)
     return value

@@ -68,6 +68,19 @@ def resolve_shape(shape):
     return tuple(resolve(s) for s in shape)
 
 
+def size_value(size, known):
+    """A size as an int: a call-time size from `known` ({Dim: int}), a derived one computed from its
+    formula over its parts (and remembered in `known`); KeyError(dim) for a call-time size not known."""
+    size = resolve(size)
+    if not isinstance(size, Dim):
+        return size
+    if size not in known:
+        if size.formula is None:
+            raise KeyError(size)
+        known[size] = eval(size.formula.format(*[size_value(p, known) for p in size.parts]), {})  # arithmetic only
+    return known[size]
+
+
 _journals = []  # open transactions: lists of (dim, attribute, old value)
 
 
