@@ -1,9 +1,10 @@
 """Common-subexpression elimination, and canonicalization (which uses it)."""
 import numpy as np
 
+from graphc.ops import OPS
 from graphc.types import Dim, resolve
 
-from .rewrite import COMMUTATIVE, pinned
+from .rewrite import pinned
 
 
 def cse(graph):
@@ -16,7 +17,7 @@ def canonicalize(graph):
     work = graph
     for node in graph.order():
         args = graph.args(node)
-        if graph.op(node) in COMMUTATIVE and graph.op(args[0]) == "constant" and graph.op(args[1]) != "constant":
+        if OPS[graph.op(node)].commutative and graph.op(args[0]) == "constant" and graph.op(args[1]) != "constant":
             if work is graph:
                 work = graph.copy()
             work[node]["args"] = (args[1], args[0])
@@ -46,7 +47,7 @@ def _merge_duplicates(work, original):
 def _key(graph, node):
     data = graph[node]
     args = data["args"]
-    if data["op"] in COMMUTATIVE:
+    if OPS[data["op"]].commutative:
         args = tuple(sorted(args))
     attrs = tuple(sorted((k, _frozen(v)) for k, v in data["attrs"].items()))
     return data["op"], args, attrs, data["type"].dtype, _frozen(data["type"].shape)

@@ -19,10 +19,10 @@ from typing import Callable, Optional
 
 from graphc.errors import GraphcError, PassError
 from graphc.lower import add_tensor
+from graphc.ops import OPS
 from graphc.tensor import Tensor
 
 EXACT, STABILIZING, VALUE_CHANGING = "exact", "stabilizing", "value-changing"
-COMMUTATIVE = ("add", "mul", "maximum", "minimum")
 
 
 # patterns
@@ -141,7 +141,7 @@ def _match(graph, pattern, node, bindings, matched):
     if pattern.bind and _bind(bindings, pattern.bind, ("node", node), matched) is None:
         return None
     orders = [data["args"]]
-    if pattern.name in COMMUTATIVE:
+    if OPS[pattern.name].commutative:
         orders.append(tuple(reversed(data["args"])))
     for args in orders:
         found = _match_all(graph, pattern.args, args, dict(bindings), matched + [node])

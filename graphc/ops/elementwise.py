@@ -31,9 +31,9 @@ def floating(types):
     return broadcast_type(types, dtype)
 
 
-def elementwise(name, infer, numpy, scalar, vjp=None, differentiable=True, cost=1):
-    register(OpDef(name, lambda types, **attrs: infer(types), lambda *a, **k: numpy(*a),
-                   vjp=vjp, scalar=scalar, kind="elementwise", differentiable=differentiable, cost=cost))
+def elementwise(name, infer, numpy, scalar, vjp=None, differentiable=True, cost=1, commutative=False):
+    register(OpDef(name, lambda types, **attrs: infer(types), lambda *a, **k: numpy(*a), vjp=vjp, scalar=scalar,
+                   kind="elementwise", differentiable=differentiable, cost=cost, commutative=commutative))
 
 
 def _true_divide(a, b):
@@ -51,11 +51,11 @@ def _errstate(fn):
 
 # arithmetic: add distributes, mul swaps
 elementwise("add", arithmetic, _errstate(np.add), lambda s: f"{s.args[0]} + {s.args[1]}",
-            vjp=lambda g, out, a, b: (g, g))
+            vjp=lambda g, out, a, b: (g, g), commutative=True)
 elementwise("sub", arithmetic, _errstate(np.subtract), lambda s: f"{s.args[0]} - {s.args[1]}",
             vjp=lambda g, out, a, b: (g, -g))
 elementwise("mul", arithmetic, _errstate(np.multiply), lambda s: f"{s.args[0]} * {s.args[1]}",
-            vjp=lambda g, out, a, b: (g * b, g * a))
+            vjp=lambda g, out, a, b: (g * b, g * a), commutative=True)
 elementwise("div", floating, _true_divide, lambda s: f"{s.args[0]} / {s.args[1]}",
             vjp=lambda g, out, a, b: (g / b, -(g * out) / b))
 def _pow_vjp(g, out, a, b):
@@ -95,11 +95,11 @@ elementwise("relu", arithmetic, lambda x: np.maximum(x, np.zeros((), x.dtype)),
 elementwise("maximum", arithmetic, np.maximum,
             lambda s: f"({s.args[0]} if ({s.args[0]} >= {s.args[1]} or {s.args[0]} != {s.args[0]}) else {s.args[1]})",
             vjp=lambda g, out, a, b: (F.where(a > b, g, F.where(a == b, g * 0.5, 0)),
-                                      F.where(b > a, g, F.where(a == b, g * 0.5, 0))))
+                                      F.where(b > a, g, F.where(a == b, g * 0.5, 0))), commutative=True)
 elementwise("minimum", arithmetic, np.minimum,
             lambda s: f"({s.args[0]} if ({s.args[0]} <= {s.args[1]} or {s.args[0]} != {s.args[0]}) else {s.args[1]})",
             vjp=lambda g, out, a, b: (F.where(a < b, g, F.where(a == b, g * 0.5, 0)),
-                                      F.where(b < a, g, F.where(a == b, g * 0.5, 0))))
+                                      F.where(b < a, g, F.where(a == b, g * 0.5, 0))), commutative=True)
 
 
 def _where_infer(types):

@@ -23,6 +23,7 @@ class OpDef:
         memory planning assumes any other op's result may alias its operands.
     receives: the kernel code writes its result into the array `ctx.empty(node)` gives (elementwise
         ops do by their kind), so memory planning may hand it a dead buffer of its type.
+    commutative: the two operands may be swapped (canonicalization, CSE and rewrite patterns use it).
     """
 
     name: str
@@ -38,6 +39,7 @@ class OpDef:
     view: bool = False
     fresh: bool = False
     receives: bool = False
+    commutative: bool = False
 
     def __post_init__(self):
         if self.format_attrs is None:
