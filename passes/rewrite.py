@@ -56,7 +56,7 @@ def op(name, *args, as_=None, **attrs):
 class Rule:
     name: str
     pattern: Op
-    build: Callable             # Match -> Tensor (the replacement)
+    build: Callable             # Match -> Tensor (the replacement), or None where it doesn't apply
     tag: str
     when: Optional[Callable] = None  # Match -> bool: extra conditions
     loc: str = ""

@@ -51,14 +51,14 @@ def _counted_sizes(t, axes):
     return [t.shape[a] for a in axes] if t.ndim > max(axes, default=-1) else None
 
 
-def _same_count_operand(m):
-    """An operand of x with x's sizes on the counted axes: size_of can read it instead."""
+def _size_of_operand(m):
+    """size_of an operand of x with x's sizes on the counted axes (None if x has none)."""
     want = _counted_sizes(m.x.type, m.axes)
     for operand in m.operands("x"):
         have = _counted_sizes(operand.type, m.axes)
         if (have is not None and operand.ndim == m.x.ndim and operand.dtype.startswith("float")
                 and all(a is b or a == b for a, b in zip(have, want))):
-            return operand
+            return F.apply("size_of", operand, axes=m.axes)
     return None
 
 
@@ -97,8 +97,7 @@ RULES = [
     rule("broadcast-noop", op("broadcast_to", X), lambda m: m.x, EXACT),
     rule("cast-noop", op("cast", X), lambda m: m.x, EXACT),
     # size_of reads only a shape: counting an operand's sizes instead frees x from a needless reader
-    rule("size-of-operand", op("size_of", X, axes=AXES), lambda m: F.apply("size_of", _same_count_operand(m), axes=m.axes), EXACT,
-         when=lambda m: m.operands("x") and _same_count_operand(m) is not None),
+    rule("size-of-operand", op("size_of", X, axes=AXES), _size_of_operand, EXACT),
     rule("log-exp", op("log", op("exp", X)), lambda m: m.x, STABILIZING),  # exp(1000) overflows, x doesn't
     rule("sum-of-broadcast", op("sum", op("broadcast_to", X, as_="b"), axes=AXES, keepdims=KEEP), _broadcast_sum,
          STABILIZING, when=_broadcast_sum_ok),
