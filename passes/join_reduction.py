@@ -23,17 +23,20 @@ def join_reductions(graph):
     """Join every eligible consumer loop into its reduction's loop (in place); returns how many joined."""
     joined = 0
     while True:
-        pair = _next_join(graph)
-        if pair is None:
+        found = _next_join(graph)
+        if found is None:
             return joined
-        _join(graph, *pair)
+        _join(graph, *found)
         joined += 1
 
 
-def _loop(graph, node):
-    """The nodes one loop computes with node (node alone when it has no loop tag)."""
-    tag = graph[node].get("loop")
-    return [node] if tag is None else [m for m in graph.order() if graph[m].get("loop") == tag]
+def _loops(graph, order):
+    """node -> the nodes its loop computes, in schedule order (node alone when it has no loop tag)."""
+    tags = {node: node if graph[node].get("loop") is None else graph[node]["loop"] for node in order}
+    by_tag = {}
+    for node in order:
+        by_tag.setdefault(tags[node], []).append(node)
+    return {node: by_tag[tags[node]] for node in order}
 
 
 def _is_reduction_head(graph, node):
@@ -43,11 +46,13 @@ def _is_reduction_head(graph, node):
 
 
 def _next_join(graph):
-    """(reduction node, consumer loop nodes) for the first consumer that may join, or None."""
-    for head in graph.order():
-        if head not in graph or not _is_reduction_head(graph, head):
+    """(reduction node, its loop's nodes, consumer loop nodes) for the first consumer that may join, or None."""
+    order = graph.order()
+    loops = _loops(graph, order)
+    for head in order:
+        if not _is_reduction_head(graph, head):
             continue
-        members = _loop(graph, head)
+        members = loops[head]
         saved = [m for m in members if m != head]
         space = _space(graph, head)
         seen = set()
@@ -55,10 +60,10 @@ def _next_join(graph):
             for user in graph.users(s):
                 if user in seen or user in members:
                     continue
-                consumers = _loop(graph, user)
+                consumers = loops[user]
                 seen.update(consumers)
                 if _may_join(graph, head, members, consumers, space):
-                    return head, consumers
+                    return head, members, consumers
     return None
 
 
@@ -85,9 +90,8 @@ def _may_join(graph, head, members, consumers, space):
     return not (outside & downstream)
 
 
-def _join(graph, head, consumers):
+def _join(graph, head, members, consumers):
     """Rebuild head's body as: its steps, the consumers' steps, then its reduction; retag everything."""
-    members = _loop(graph, head)
     saved = {m: graph.attrs(m)["output"] for m in members if m != head}
     body, inputs = graph.attrs(head)["body"], list(graph.args(head))
     steps = list(body.steps[:-1])
