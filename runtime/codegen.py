@@ -295,31 +295,33 @@ def _scalar_expression(step, args, ctx):
     return OPS[step.op].scalar(ScalarSpec(args, step.type.dtype, ctx.const))
 
 
-def size_checks(ctx, graph, where):
+def size_checks(ctx, graph, read_from):
     """Kernel lines checking every size computed from others (a slice's length, a flattened size, a sum
     of concatenated sizes) that was unified with another size: the binder only compares the inputs
     with each other, and the loops trust the sizes, so a disagreement would read past an array."""
     lines, seen = [], set()
     for node in graph.order():
         for raw in graph.type(node)._shape:
-            root = raw.resolved() if isinstance(raw, Dim) else None
-            if raw in seen or not isinstance(root, (Dim, int)) or raw.formula is None or root is raw and raw not in where:
+            if not isinstance(raw, Dim) or raw.formula is None or raw in seen:
                 continue
+            root = raw.resolved()
+            if not isinstance(root, (Dim, int)) or root is raw and raw not in read_from:
+                continue  # nothing to compare it with
             seen.add(raw)
             actual = raw.formula.format(*[ctx.size(p) for p in raw.parts])
-            expected = ctx.size(root) if root is not raw else ctx.size_vars[raw]
-            text = raw.formula.format(*[_size_text(p, where) for p in raw.parts])
-            message = f"{graph.op(node)} at {graph[node].get('loc')}: a size {text} must equal {_size_text(root, where)}"
+            expected = ctx.size(root)
+            text = raw.formula.format(*[_size_text(p, read_from) for p in raw.parts])
+            message = f"{graph.op(node)} at {graph[node].get('loc')}: a size {text} must equal {_size_text(root, read_from)}"
             lines += [f"if {actual} != {expected}:", f"    raise ValueError({message!r})"]
     return lines
 
 
-def _size_text(size, where):
+def _size_text(size, read_from):
     """A size for messages: the input axis it is read from, or its formula over those."""
     size = resolve(size)
-    if not isinstance(size, Dim) or size in where:
-        return where.get(size, str(size))
-    return size.formula.format(*[_size_text(p, where) for p in size.parts]) if size.formula else "?"
+    if not isinstance(size, Dim) or size in read_from:
+        return read_from.get(size, str(size))
+    return size.formula.format(*[_size_text(p, read_from) for p in size.parts]) if size.formula else "?"
 
 
 def _may_alias_caller(op):
@@ -340,14 +342,14 @@ def generate(graph, name="kernel"):
     params = [f"a{k}" for k in range(len(arg_nodes))]
     scalar_args = {k for k, n in enumerate(graph.inputs) if graph.type(n).ndim == 0 and n not in updated}
 
-    where = {}
+    read_from = {}  # size -> the input axis it is read from, for messages
     for k, node in enumerate(graph.inputs):
         for axis, size in enumerate(graph.type(node).shape):
             if isinstance(size, Dim) and size not in ctx.size_vars:
                 ctx.size_vars[size] = f"n{len(ctx.size_vars)}"
                 ctx.size_lines.append(f"{ctx.size_vars[size]} = a{k}.shape[{axis}]")
-                where[size] = f"{graph.attrs(node)['name']}.shape[{axis}]"
-    ctx.size_lines += size_checks(ctx, graph, where)
+                read_from[size] = f"{graph.attrs(node)['name']}.shape[{axis}]"
+    ctx.size_lines += size_checks(ctx, graph, read_from)
     body = []
     for k, node in enumerate(arg_nodes):
         read = f"a{k}[()]" if graph.type(node).ndim == 0 and k not in scalar_args else f"a{k}"
