@@ -31,48 +31,45 @@ def floating(types):
     return broadcast_type(types, dtype)
 
 
+def _quiet(numpy):
+    """The reference follows IEEE like the kernel (inf - inf is NaN, 0 * inf too, x / 0 is inf), without warnings."""
+    def reference(*arrays, **attrs):
+        with np.errstate(all="ignore"):
+            return numpy(*arrays)
+    return reference
+
+
 def elementwise(name, infer, numpy, scalar, vjp=None, differentiable=True, cost=1, commutative=False):
-    register(OpDef(name, lambda types, **attrs: infer(types), lambda *a, **k: numpy(*a), vjp=vjp, scalar=scalar,
+    register(OpDef(name, lambda types, **attrs: infer(types), _quiet(numpy), vjp=vjp, scalar=scalar,
                    kind="elementwise", differentiable=differentiable, cost=cost, commutative=commutative))
 
 
-def _true_divide(a, b):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.true_divide(a, b)
-
-
-def _errstate(fn):
-    """The reference follows IEEE like the kernel (inf - inf is NaN, 0 * inf too), without warnings."""
-    def quiet(*arrays):
-        with np.errstate(all="ignore"):
-            return fn(*arrays)
-    return quiet
-
-
 # arithmetic: add distributes, mul swaps
-elementwise("add", arithmetic, _errstate(np.add), lambda s: f"{s.args[0]} + {s.args[1]}",
+elementwise("add", arithmetic, np.add, lambda s: f"{s.args[0]} + {s.args[1]}",
             vjp=lambda g, out, a, b: (g, g), commutative=True)
-elementwise("sub", arithmetic, _errstate(np.subtract), lambda s: f"{s.args[0]} - {s.args[1]}",
+elementwise("sub", arithmetic, np.subtract, lambda s: f"{s.args[0]} - {s.args[1]}",
             vjp=lambda g, out, a, b: (g, -g))
-elementwise("mul", arithmetic, _errstate(np.multiply), lambda s: f"{s.args[0]} * {s.args[1]}",
+elementwise("mul", arithmetic, np.multiply, lambda s: f"{s.args[0]} * {s.args[1]}",
             vjp=lambda g, out, a, b: (g * b, g * a), commutative=True)
-elementwise("div", floating, _true_divide, lambda s: f"{s.args[0]} / {s.args[1]}",
+elementwise("div", floating, np.true_divide, lambda s: f"{s.args[0]} / {s.args[1]}",
             vjp=lambda g, out, a, b: (g / b, -(g * out) / b))
+
+
 def _pow_vjp(g, out, a, b):
     """d/db a**b = a**b log(a), taken as 0 where a == 0 (a**b is flat there for b > 0, as in JAX)."""
     return g * b * a ** (b - 1), F.where(a == 0, 0, g * out * F.log(a))
 
 
-elementwise("pow", arithmetic, _errstate(np.power), lambda s: f"{s.args[0]} ** {s.args[1]}", vjp=_pow_vjp, cost=8)
+elementwise("pow", arithmetic, np.power, lambda s: f"{s.args[0]} ** {s.args[1]}", vjp=_pow_vjp, cost=8)
 elementwise("neg", arithmetic, np.negative, lambda s: f"-{s.args[0]}",
             vjp=lambda g, out, a: (-g,))
 
 # transcendental and friends: their rules reuse the output where they can
-elementwise("exp", floating, _errstate(np.exp), lambda s: f"exp({s.args[0]})",
+elementwise("exp", floating, np.exp, lambda s: f"exp({s.args[0]})",
             vjp=lambda g, out, a: (g * out,), cost=8)
-elementwise("log", floating, _errstate(np.log), lambda s: f"log({s.args[0]})",
+elementwise("log", floating, np.log, lambda s: f"log({s.args[0]})",
             vjp=lambda g, out, a: (g / a,), cost=8)
-elementwise("sqrt", floating, _errstate(np.sqrt), lambda s: f"sqrt({s.args[0]})",
+elementwise("sqrt", floating, np.sqrt, lambda s: f"sqrt({s.args[0]})",
             vjp=lambda g, out, a: (g * 0.5 / out,), cost=4)
 elementwise("abs", arithmetic, np.abs, lambda s: f"abs({s.args[0]})",
             vjp=lambda g, out, a: (g * F.sign(a),))
@@ -81,10 +78,10 @@ elementwise("sign", arithmetic, np.sign,
             vjp=lambda g, out, a: (None,))
 elementwise("tanh", floating, np.tanh, lambda s: f"tanh({s.args[0]})",
             vjp=lambda g, out, a: (g * (1 - out * out),), cost=8)
-elementwise("sigmoid", floating, _errstate(lambda x: 1 / (1 + np.exp(-x))),
+elementwise("sigmoid", floating, lambda x: 1 / (1 + np.exp(-x)),
             lambda s: f"{s.c(1)} / ({s.c(1)} + exp(-{s.args[0]}))",
             vjp=lambda g, out, a: (g * out * (1 - out),), cost=8)
-elementwise("softplus", floating, _errstate(lambda x: np.logaddexp(0, x).astype(np.result_type(x, np.float32))),
+elementwise("softplus", floating, lambda x: np.logaddexp(0, x).astype(np.result_type(x, np.float32)),
             lambda s: f"(log1p(exp(-abs({s.args[0]}))) + ({s.args[0]} if {s.args[0]} > 0 else {s.c(0)}))",
             vjp=lambda g, out, a: (g * F.sigmoid(a),), cost=16)
 # relu routes: the gradient at exactly 0 is 0; NaN passes through
