@@ -66,7 +66,7 @@ def _emit_cross_entropy(ctx, node):
             f"{ctx.var(node)} = np.{dtype}(acc / {n})"]
 
 
-register(OpDef("softmax_cross_entropy", lambda types: _cross_entropy_infer(types), _cross_entropy_numpy,
+register(OpDef("softmax_cross_entropy", _cross_entropy_infer, _cross_entropy_numpy,
                vjp=_cross_entropy_vjp, emit=_emit_cross_entropy, cost=16))
 
 
@@ -166,6 +166,6 @@ def _fused_vjp(g, out, *inputs, body, output=-1):
 # A group's loop may store more than its last step: each stored step is a node of its own, with the
 # same operands and body and `output` naming the step; nodes sharing a "loop" tag are computed by one
 # loop (the schedule keeps them adjacent, see Graph.order).
-register(OpDef("fused", lambda types, body, output=-1: _fused_infer(types, body, output), _fused_numpy, vjp=_fused_vjp,
+register(OpDef("fused", _fused_infer, _fused_numpy, vjp=_fused_vjp,
                emit=lambda ctx, node: ctx.fused(node, ctx.attrs(node)["body"].steps), fresh=True,
                format_attrs=lambda attrs, dim_text: "{" + attrs["body"].text(attrs.get("output", -1)) + "}"))
