@@ -157,8 +157,8 @@ def _contract(graph, root, members, stored, index):
         for a in graph.args(m):
             if a in position:
                 args.append(("step", position[a]))
-            elif scalar_value(graph, a) is not None:
-                args.append(("const", scalar_value(graph, a), graph.type(a).dtype))
+            elif (value := scalar_value(graph, a)) is not None:
+                args.append(("const", value, graph.type(a).dtype))
             else:
                 if a not in inputs:
                     inputs.append(a)
