@@ -36,9 +36,18 @@ def module_name(key):
 
 
 def built_path(key):
-    found = glob.glob(os.path.join(cache.cache_dir(), module_name(key) + ".*so")) + \
-        glob.glob(os.path.join(cache.cache_dir(), module_name(key) + ".*pyd"))
-    return found[0] if found else None
+    return extension_file(cache.cache_dir(), module_name(key))
+
+
+def extension_file(folder, name):
+    """The extension module `name` in folder (named with one of this Python's extension suffixes, as
+    numba.pycc names its output), or None: a few stats, where a glob would list the whole folder and
+    could match a .pyx or .pxd beside the module."""
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        target = os.path.join(folder, name + suffix)
+        if os.path.exists(target):
+            return target
+    return None
 
 
 def load(key, entry):
@@ -70,10 +79,10 @@ def preload_blas():
     if name in sys.modules:
         return
     scipy = importlib.util.find_spec("scipy")
-    found = glob.glob(os.path.join(os.path.dirname(scipy.origin), "linalg", "cython_blas*")) if scipy else []
-    if not found:
+    found = extension_file(os.path.join(os.path.dirname(scipy.origin), "linalg"), "cython_blas") if scipy else None
+    if found is None:
         return
-    spec = importlib.util.spec_from_file_location(name, found[0])
+    spec = importlib.util.spec_from_file_location(name, found)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -244,8 +253,7 @@ def build(key):
         cc.target_cpu = llvm.get_host_cpu_name()
         cc.export(kernel.name, signature)(function)
         cc.compile()
-        (built,) = glob.glob(os.path.join(folder, module_name(key) + ".*"))
-        os.replace(built, os.path.join(cache.cache_dir(), os.path.basename(built)))
+        os.replace(os.path.join(folder, cc.output_file), os.path.join(cache.cache_dir(), cc.output_file))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
