@@ -102,6 +102,10 @@ def pending_path(key):
 BUILDER_LOCK = "graphc_aot_builder.lock"
 
 
+def lock_path():
+    return os.path.join(cache.cache_dir(), BUILDER_LOCK)
+
+
 _start_at_exit = False
 
 
@@ -159,7 +163,7 @@ def _normal_priority(pid):
 def _claim_builder():
     """True when no live builder holds the folder's lock (a stale lock, older than ten minutes, is broken).
     The lock names the builder's process id (this one until start_builder names its child)."""
-    lock = os.path.join(cache.cache_dir(), BUILDER_LOCK)
+    lock = lock_path()
     try:
         if time.time() - os.path.getmtime(lock) > STALE_LOCK_SECONDS:
             os.unlink(lock)
@@ -175,7 +179,7 @@ def _claim_builder():
 
 def _write_lock(pid):
     try:
-        with open(os.path.join(cache.cache_dir(), BUILDER_LOCK), "w") as f:
+        with open(lock_path(), "w") as f:
             f.write(str(pid))
     except OSError:
         pass
@@ -189,7 +193,7 @@ def wait_for_builds(timeout=300.0):
     start_builder()
     deadline = time.time() + timeout
     folder = cache.cache_dir()
-    lock, builder = os.path.join(folder, BUILDER_LOCK), None
+    lock, builder = lock_path(), None
     while (glob.glob(os.path.join(folder, "*.building")) or os.path.exists(lock)) and time.time() < deadline:
         try:
             with open(lock) as f:
@@ -267,7 +271,7 @@ def main():
             while _build_next():
                 pass
         finally:
-            os.unlink(os.path.join(cache.cache_dir(), BUILDER_LOCK))
+            os.unlink(lock_path())
         if not _queued() or not _claim_builder():
             return
 
