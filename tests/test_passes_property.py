@@ -54,6 +54,15 @@ def arrays(seed):
     return rng.uniform(-2, 2, (3, 4)), rng.uniform(-2, 2, 4), np.float64(rng.uniform(-2, 2))
 
 
+def case(plan, seed):
+    """The plan's graph, its arrays and the unoptimized interpreter's results (finite, else the example is skipped)."""
+    inputs, outputs = build(plan)
+    args = arrays(seed)
+    want = reference(outputs, inputs, *args)
+    assume(all(np.all(np.isfinite(w)) for w in want))
+    return inputs, outputs, args, want
+
+
 def close(got, want):
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-11)
@@ -62,10 +71,7 @@ def close(got, want):
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps, st.integers(0, 2 ** 16))
 def test_optimized_graph_matches_unoptimized_interpreter(plan, seed):
-    inputs, outputs = build(plan)
-    args = arrays(seed)
-    want = reference(outputs, inputs, *args)
-    assume(all(np.all(np.isfinite(w)) for w in want))
+    inputs, outputs, args, want = case(plan, seed)
     with np.errstate(all="ignore"):
         got = gc.interpret(optimized(outputs, inputs).graph, *args)[0]
     close(got, want)
@@ -77,10 +83,7 @@ def test_optimized_graph_matches_unoptimized_interpreter(plan, seed):
 @given(steps, st.integers(0, 2 ** 16))
 def test_compiled_optimized_graph_matches_unoptimized_interpreter(disabled, plan, seed):
     """Few examples: each compiles a kernel with Numba."""
-    inputs, outputs = build(plan)
-    args = arrays(seed)
-    want = reference(outputs, inputs, *args)
-    assume(all(np.all(np.isfinite(w)) for w in want))
+    inputs, outputs, args, want = case(plan, seed)
     close(gc.compile(inputs, outputs, disable=disabled)(*args), want)
 
 
