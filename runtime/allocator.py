@@ -14,20 +14,23 @@ import os
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024   # glibc's ceiling on 64-bit
-_done = []
+_tuned = None  # the first tuning's outcome
 
 
 def keep_freed_memory():
     """Tune glibc's malloc once per process; True when it was tuned."""
-    if _done or os.environ.get("GRAPHC_KEEP_MEMORY", "1") == "0":
-        return bool(_done and _done[0])
-    _done.append(False)
+    global _tuned
+    if _tuned is None:
+        if os.environ.get("GRAPHC_KEEP_MEMORY", "1") == "0":
+            return False
+        _tuned = _tune()
+    return _tuned
+
+
+def _tune():
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    tuned = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
-    _done[0] = tuned
-    return tuned
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
