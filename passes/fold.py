@@ -6,24 +6,20 @@ from graphc.tensor import constant
 
 from .rewrite import replace
 
-# NumPy computes these exactly as the kernel does (IEEE-exact operations, or data movement)
-EXACT_OPS = {"add", "sub", "mul", "div", "neg", "sqrt", "abs", "sign", "relu", "maximum", "minimum", "where",
-             "clip", "lt", "le", "gt", "ge", "eq", "ne", "cast", "reshape", "transpose", "broadcast_to", "getitem",
-             "concatenate", "one_hot", "take_along_axis", "index_grad", "size_of"}
 LIMIT = 4096  # elements: larger results stay computed, not baked into the kernel
 
 
 def fold(graph):
-    """Evaluate nodes over constants with the ops' NumPy references (exact ops only, unless value-changing is on).
+    """Evaluate nodes over constants with the ops' NumPy references (numpy_exact ops only, unless value-changing is on).
 
     Transcendental ops (exp, log, tanh, pow, ...) and reductions are folded only with
     options={"value_changing": True}: NumPy's exp or pairwise sum may differ from the kernel's in the
     last bit.
     """
     work, folded = graph, 0
-    allowed = (lambda op: True) if graph.options.get("value_changing") else EXACT_OPS.__contains__
+    any_op = graph.options.get("value_changing")
     for node in graph.order():
-        if node not in work or not _foldable(work, node, allowed):
+        if node not in work or not _foldable(work, node, any_op):
             continue
         if work is graph:
             work = graph.copy()
@@ -34,11 +30,11 @@ def fold(graph):
     return work
 
 
-def _foldable(graph, node, allowed):
+def _foldable(graph, node, any_op):
     data = graph[node]
     if OPS[data["op"]].kind == "source" or data["op"] == "grad" or not data["args"]:
         return False
-    if not (allowed(data["op"]) or _single_element_reduction(graph, node)):
+    if not (any_op or OPS[data["op"]].numpy_exact or _single_element_reduction(graph, node)):
         return False
     if not data["type"].is_static() or int(np.prod(data["type"].shape)) > LIMIT:
         return False

@@ -39,20 +39,22 @@ def _quiet(numpy):
     return reference
 
 
-def elementwise(name, infer, numpy, scalar, vjp=None, differentiable=True, cost=1, commutative=False):
+def elementwise(name, infer, numpy, scalar, vjp=None, differentiable=True, cost=1, commutative=False,
+                numpy_exact=False):
     register(OpDef(name, lambda types, **attrs: infer(types), _quiet(numpy), vjp=vjp, scalar=scalar,
-                   kind="elementwise", differentiable=differentiable, cost=cost, commutative=commutative))
+                   kind="elementwise", differentiable=differentiable, cost=cost, commutative=commutative,
+                   numpy_exact=numpy_exact))
 
 
 # arithmetic: add distributes, mul swaps
 elementwise("add", arithmetic, np.add, lambda s: f"{s.args[0]} + {s.args[1]}",
-            vjp=lambda g, out, a, b: (g, g), commutative=True)
+            vjp=lambda g, out, a, b: (g, g), commutative=True, numpy_exact=True)
 elementwise("sub", arithmetic, np.subtract, lambda s: f"{s.args[0]} - {s.args[1]}",
-            vjp=lambda g, out, a, b: (g, -g))
+            vjp=lambda g, out, a, b: (g, -g), numpy_exact=True)
 elementwise("mul", arithmetic, np.multiply, lambda s: f"{s.args[0]} * {s.args[1]}",
-            vjp=lambda g, out, a, b: (g * b, g * a), commutative=True)
+            vjp=lambda g, out, a, b: (g * b, g * a), commutative=True, numpy_exact=True)
 elementwise("div", floating, np.true_divide, lambda s: f"{s.args[0]} / {s.args[1]}",
-            vjp=lambda g, out, a, b: (g / b, -(g * out) / b))
+            vjp=lambda g, out, a, b: (g / b, -(g * out) / b), numpy_exact=True)
 
 
 def _pow_vjp(g, out, a, b):
@@ -62,7 +64,7 @@ def _pow_vjp(g, out, a, b):
 
 elementwise("pow", arithmetic, np.power, lambda s: f"{s.args[0]} ** {s.args[1]}", vjp=_pow_vjp, cost=8)
 elementwise("neg", arithmetic, np.negative, lambda s: f"-{s.args[0]}",
-            vjp=lambda g, out, a: (-g,))
+            vjp=lambda g, out, a: (-g,), numpy_exact=True)
 
 # transcendental and friends: their rules reuse the output where they can
 elementwise("exp", floating, np.exp, lambda s: f"exp({s.args[0]})",
@@ -70,12 +72,12 @@ elementwise("exp", floating, np.exp, lambda s: f"exp({s.args[0]})",
 elementwise("log", floating, np.log, lambda s: f"log({s.args[0]})",
             vjp=lambda g, out, a: (g / a,), cost=8)
 elementwise("sqrt", floating, np.sqrt, lambda s: f"sqrt({s.args[0]})",
-            vjp=lambda g, out, a: (g * 0.5 / out,), cost=4)
+            vjp=lambda g, out, a: (g * 0.5 / out,), cost=4, numpy_exact=True)
 elementwise("abs", arithmetic, np.abs, lambda s: f"abs({s.args[0]})",
-            vjp=lambda g, out, a: (g * F.sign(a),))
+            vjp=lambda g, out, a: (g * F.sign(a),), numpy_exact=True)
 elementwise("sign", arithmetic, np.sign,
             lambda s: f"({s.c(1)} if {s.args[0]} > 0 else ({s.c(-1)} if {s.args[0]} < 0 else {s.args[0]} * {s.c(0)}))",
-            vjp=lambda g, out, a: (None,))
+            vjp=lambda g, out, a: (None,), numpy_exact=True)
 elementwise("tanh", floating, np.tanh, lambda s: f"tanh({s.args[0]})",
             vjp=lambda g, out, a: (g * (1 - out * out),), cost=8)
 elementwise("sigmoid", floating, lambda x: 1 / (1 + np.exp(-x)),
@@ -87,16 +89,18 @@ elementwise("softplus", floating, lambda x: np.logaddexp(0, x).astype(np.result_
 # relu routes: the gradient at exactly 0 is 0; NaN passes through
 elementwise("relu", arithmetic, lambda x: np.maximum(x, np.zeros((), x.dtype)),
             lambda s: f"({s.args[0]} if not ({s.args[0]} <= 0) else {s.c(0)})",
-            vjp=lambda g, out, a: (F.where(a > 0, g, 0),))
+            vjp=lambda g, out, a: (F.where(a > 0, g, 0),), numpy_exact=True)
 # maximum/minimum route; at ties each operand gets half; NaN propagates as in NumPy
 elementwise("maximum", arithmetic, np.maximum,
             lambda s: f"({s.args[0]} if ({s.args[0]} >= {s.args[1]} or {s.args[0]} != {s.args[0]}) else {s.args[1]})",
             vjp=lambda g, out, a, b: (F.where(a > b, g, F.where(a == b, g * 0.5, 0)),
-                                      F.where(b > a, g, F.where(a == b, g * 0.5, 0))), commutative=True)
+                                      F.where(b > a, g, F.where(a == b, g * 0.5, 0))), commutative=True,
+            numpy_exact=True)
 elementwise("minimum", arithmetic, np.minimum,
             lambda s: f"({s.args[0]} if ({s.args[0]} <= {s.args[1]} or {s.args[0]} != {s.args[0]}) else {s.args[1]})",
             vjp=lambda g, out, a, b: (F.where(a < b, g, F.where(a == b, g * 0.5, 0)),
-                                      F.where(b < a, g, F.where(a == b, g * 0.5, 0))), commutative=True)
+                                      F.where(b < a, g, F.where(a == b, g * 0.5, 0))), commutative=True,
+            numpy_exact=True)
 
 
 def _where_infer(types):
@@ -110,7 +114,7 @@ def _where_infer(types):
 
 
 elementwise("where", _where_infer, np.where, lambda s: f"({s.args[1]} if {s.args[0]} else {s.args[2]})",
-            vjp=lambda g, out, c, a, b: (None, F.where(c, g, 0), F.where(c, 0, g)))
+            vjp=lambda g, out, c, a, b: (None, F.where(c, g, 0), F.where(c, 0, g)), numpy_exact=True)
 
 
 def _clip_vjp(g, out, x, lo, hi):
@@ -121,12 +125,12 @@ def _clip_vjp(g, out, x, lo, hi):
 
 # clip routes the gradient to x inside [lo, hi] (ends included), to lo below and to hi above
 elementwise("clip", arithmetic, lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
-            lambda s: f"min(max({s.args[0]}, {s.args[1]}), {s.args[2]})", vjp=_clip_vjp)
+            lambda s: f"min(max({s.args[0]}, {s.args[1]}), {s.args[2]})", vjp=_clip_vjp, numpy_exact=True)
 
 
 def comparison(name, numpy, symbol):
     elementwise(name, lambda types: broadcast_type(types, "bool"), numpy,
-                lambda s: f"{s.args[0]} {symbol} {s.args[1]}", differentiable=False)
+                lambda s: f"{s.args[0]} {symbol} {s.args[1]}", differentiable=False, numpy_exact=True)
 
 
 comparison("lt", np.less, "<")
@@ -148,4 +152,5 @@ def _cast_vjp(g, out, a, dtype):
 
 
 register(OpDef("cast", lambda types, dtype: TensorType(types[0].shape, dtype),
-               lambda a, dtype: a.astype(dtype), vjp=_cast_vjp, scalar=_cast_scalar, kind="elementwise"))
+               lambda a, dtype: a.astype(dtype), vjp=_cast_vjp, scalar=_cast_scalar, kind="elementwise",
+               numpy_exact=True))

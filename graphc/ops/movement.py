@@ -95,7 +95,7 @@ def _emit_reshape(ctx, node):
 
 
 register(OpDef("reshape", _reshape_infer, lambda x, shape: np.reshape(x, shape),
-               vjp=lambda g, out, x, shape: (F.reshape(g, x.shape),), emit=_emit_reshape, view=True))
+               vjp=lambda g, out, x, shape: (F.reshape(g, x.shape),), emit=_emit_reshape, view=True, numpy_exact=True))
 
 
 # transpose
@@ -119,7 +119,7 @@ def _emit_transpose(ctx, node):
 
 register(OpDef("transpose", _transpose_infer, lambda x, axes: np.transpose(x, axes),
                vjp=lambda g, out, x, axes: (F.transpose(g, tuple(np.argsort(axes))),), emit=_emit_transpose,
-               view=True))
+               view=True, numpy_exact=True))
 
 
 # broadcast_to
@@ -145,7 +145,7 @@ def _concrete(shape):
 
 
 register(OpDef("broadcast_to", _broadcast_infer, lambda x, shape: np.broadcast_to(x, _concrete(shape)).copy(),
-               vjp=lambda g, out, x, shape: (g,), emit=_emit_broadcast, fresh=True, receives=True))
+               vjp=lambda g, out, x, shape: (g,), emit=_emit_broadcast, fresh=True, receives=True, numpy_exact=True))
 
 
 # concatenate
@@ -188,7 +188,7 @@ def _emit_concatenate(ctx, node):
 
 
 register(OpDef("concatenate", _concatenate_infer, lambda *xs, axis: np.concatenate(xs, axis=axis),
-               vjp=_concatenate_vjp, emit=_emit_concatenate, fresh=True))
+               vjp=_concatenate_vjp, emit=_emit_concatenate, fresh=True, numpy_exact=True))
 
 
 # take_along_axis and its gradient, scatter_add_along_axis
@@ -252,7 +252,7 @@ def _take_vjp(g, out, x, idx, axis):
 
 
 register(OpDef("take_along_axis", _take_infer, _take_numpy, vjp=_take_vjp, emit=_emit_take, fresh=True,
-               receives=True))
+               receives=True, numpy_exact=True))
 
 
 def _scatter_infer(types, axis, shape):
@@ -312,7 +312,7 @@ def _emit_one_hot(ctx, node):
 register(OpDef("one_hot", _one_hot_infer,
                lambda labels, depth, dtype: (labels[..., None] == np.arange(depth)).astype(dtype),
                vjp=lambda g, out, labels, depth, dtype: (None,), differentiable=False, emit=_emit_one_hot,
-               fresh=True))
+               fresh=True, numpy_exact=True))
 
 
 # basic indexing: ints, slices, None, Ellipsis
@@ -433,7 +433,7 @@ def _emit_getitem(ctx, node):
 register(OpDef("getitem", _getitem_infer, lambda x, index: x[_as_python_index(index)],
                vjp=lambda g, out, x, index: (F.apply("index_grad", g, index=index, shape=x.shape),),
                emit=_emit_getitem, view=True,
-               format_attrs=lambda attrs, dim_text: _index_text(attrs["index"], dim_text)))
+               format_attrs=lambda attrs, dim_text: _index_text(attrs["index"], dim_text), numpy_exact=True))
 
 
 def _index_grad_infer(types, index, shape):
@@ -457,4 +457,5 @@ def _emit_index_grad(ctx, node):
 register(OpDef("index_grad", _index_grad_infer, _index_grad_numpy,
                vjp=lambda gg, out, g, index, shape: (F.apply("getitem", gg, index=index),), emit=_emit_index_grad,
                fresh=True,
-               format_attrs=lambda attrs, dim_text: f"{_index_text(attrs['index'], dim_text)} of ({','.join(dim_text(s) for s in attrs['shape'])})"))
+               format_attrs=lambda attrs, dim_text: f"{_index_text(attrs['index'], dim_text)} of ({','.join(dim_text(s) for s in attrs['shape'])})",
+               numpy_exact=True))

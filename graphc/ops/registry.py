@@ -24,6 +24,8 @@ class OpDef:
     receives: the kernel code writes its result into the array `ctx.empty(node)` gives (elementwise
         ops do by their kind), so memory planning may hand it a dead buffer of its type.
     commutative: the two operands may be swapped (canonicalization, CSE and rewrite patterns use it).
+    numpy_exact: the NumPy reference gives the kernel's bits for every input (IEEE-exact arithmetic,
+        comparisons, data movement), so constant folding may evaluate it at compile time.
     """
 
     name: str
@@ -40,6 +42,7 @@ class OpDef:
     fresh: bool = False
     receives: bool = False
     commutative: bool = False
+    numpy_exact: bool = False
 
     def __post_init__(self):
         if self.format_attrs is None:
