@@ -282,12 +282,8 @@ class Built:
     def __init__(self, case):
         self.case = case
         self.parts = {dtype: declare(case, dtype) for dtype in DTYPES}
-        self.arrays = {}
-        for dtype in DTYPES:
-            rng = np.random.default_rng(_seed(case))  # the same values for both dtypes
-            self.arrays[dtype] = [spec.sample(rng, dtype) for spec in case.inputs]
-            for k, value in case.extra.get("values", {}).items():
-                self.arrays[dtype][k] = np.array(value, dtype=dtype)
+        # the same values for both dtypes
+        self.arrays = {dtype: sample_inputs(case, np.random.default_rng(_seed(case)), dtype) for dtype in DTYPES}
         inputs = [t for dtype in DTYPES for t in self.parts[dtype]["all_inputs"]]
         outputs = [t for dtype in DTYPES for t in self.parts[dtype]["outputs"]]
         self.inputs, self.outputs = inputs, outputs
@@ -303,6 +299,14 @@ class Built:
                 arrays.append(np.random.default_rng(_seed(self.case) + 1).standard_normal(out_shape).astype(part["out"].dtype))
             args += arrays
         return args
+
+
+def sample_inputs(case, rng, dtype):
+    """The case's input arrays, drawn from `rng` (explicit `extra["values"]` in their places)."""
+    arrays = [spec.sample(rng, dtype) for spec in case.inputs]
+    for k, value in case.extra.get("values", {}).items():
+        arrays[k] = np.array(value, dtype=dtype)
+    return arrays
 
 
 def _seed(case):
@@ -363,7 +367,7 @@ def test_gradients_match_central_differences(name):
     args = b.arguments()
     args64 = args[len(b.parts["float32"]["all_inputs"]):]
     analytic = _split(list(b.compiled(*args)), b)["float64"][1:]
-    loss = _loss64(part)
+    loss = scalar_function(part["loss"], part["all_inputs"])
     for target, grad in zip(part["wrt"], analytic):
         k = next(i for i, t in enumerate(part["all_inputs"]) if t is target)
         numeric = central_differences(loss, args64, k)
@@ -371,8 +375,9 @@ def test_gradients_match_central_differences(name):
         np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7, err_msg=f"{name}: d/d{target.name}")
 
 
-def _loss64(part):
-    graph = gc.lower([part["loss"]], part["all_inputs"])
+def scalar_function(y, inputs):
+    """Scalar tensor `y` as a float function of the inputs' arrays, through the interpreter."""
+    graph = _expanded([y], inputs)
     return lambda arrays: float(gc.interpret(graph, *arrays)[0][0])
 
 

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc import passes
 
 from numeric_gradient import central_differences
-from test_ops import CASES_BY_NAME, _shape_of, declare
+from test_ops import CASES_BY_NAME, _shape_of, declare, sample_inputs, scalar_function
 
 NAMED = ["tanh", "sigmoid", "exp", "mul", "matmul_matrix_matrix", "matmul_matrix_vector", "softmax", "log"]
 OTHERS = ["div", "pow", "sqrt", "log_softmax", "logsumexp_axis", "max_axis", "mean_axis_keepdims",
@@ -34,18 +33,11 @@ def second_order(name):
     return {"name": name, "inputs": inputs, "wrt": part["wrt"], "z": z, "second": gc.grad(z, part["wrt"])}
 
 
-def _expanded(outputs, inputs):
-    graph = gc.lower(outputs, inputs)
-    return passes.run_pipeline(graph, [p for p in passes.PIPELINE if p.name == "autodiff"]).graph
-
-
 def _feeds(entry, seed=1):
     """Arrays for every input: the case's values, then random R and S of the shapes they meet."""
     rng = np.random.default_rng(seed)
     case = CASES_BY_NAME[entry["name"]]
-    values = [spec.sample(rng, "float64") for spec in case.inputs]
-    for k, value in case.extra.get("values", {}).items():
-        values[k] = np.array(value, np.float64)
+    values = sample_inputs(case, rng, "float64")
     out_shape = np.shape(case.reference(*values))
     values.append(rng.standard_normal(out_shape))
     for spec, value in zip(case.inputs, values):
@@ -75,8 +67,7 @@ def _check(entries, f):
     feeds = [_feeds(e) for e in entries]
     results = list(f(*[a for fs in feeds for a in fs]))
     for entry, values in zip(entries, feeds):
-        graph = _expanded([entry["z"]], entry["inputs"])
-        z = lambda arrays: float(gc.interpret(graph, *arrays)[0][0])  # noqa: E731
+        z = scalar_function(entry["z"], entry["inputs"])
         for target in entry["wrt"]:
             k = next(i for i, t in enumerate(entry["inputs"]) if t is target)
             numeric = central_differences(z, values, k)
