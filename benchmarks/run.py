@@ -32,9 +32,15 @@ def python_for(system, peer_python):
     return None
 
 
-def run_worker(python, system, workload, folder, timed, quick, timeout):
+def environment(system, folder):
+    """This process's environment, the system's caches pointed into `folder`, this checkout importable."""
     env = dict(os.environ, **cache_environment(system, folder))
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_worker(python, system, workload, folder, timed, quick, timeout):
+    env = environment(system, folder)
     command = [python, "-m", "benchmarks.worker", system, workload] + (["--time"] if timed else []) + (["--quick"] if quick else [])
     try:
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
@@ -52,10 +58,8 @@ def wait_for_background_builds(system, python, folder, timeout):
     of its own: the reported wait includes its ~0.2 s import of graphc)."""
     start = time.perf_counter()
     if system == "graphc":
-        env = dict(os.environ, **cache_environment(system, folder))
-        env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
         subprocess.run([python, "-c", f"from graphc.runtime import aot; aot.wait_for_builds({timeout})"],
-                       cwd=ROOT, env=env, timeout=timeout + 60)
+                       cwd=ROOT, env=environment(system, folder), timeout=timeout + 60)
     return time.perf_counter() - start
 
 

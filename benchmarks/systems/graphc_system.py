@@ -65,7 +65,8 @@ def _w4(d):
 
 def batch_recompiles(fn, d):
     """How many kernels were compiled or loaded while the same step ran on four batch sizes (issue 5:
-    none). Runs after the timings, on copies of the parameters."""
+    none). Runs after the first call, before the timings (the worker gathers the facts then), on copies
+    of the parameters."""
     import numpy as np
     from graphc.runtime.compile import COUNTS
     before = sum(COUNTS.values())
