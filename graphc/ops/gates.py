@@ -123,7 +123,7 @@ def _emit_logsumexp_axes(ctx, node):
 def _logsumexp_infer(types, axes, keepdims):
     (t,) = types
     if not is_float(t.dtype):
-        raise DTypeError("logsumexp needs a float tensor")
+        raise DTypeError("needs a float tensor")
     return TensorType(reduced_shape(t.shape, axes, keepdims), t.dtype)
 
 

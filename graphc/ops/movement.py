@@ -258,7 +258,7 @@ register(OpDef("take_along_axis", _take_infer, _take_numpy, vjp=_take_vjp, emit=
 def _scatter_infer(types, axis, shape):
     g, idx = types
     if idx.dtype not in ("int32", "int64") or g.ndim != len(shape):
-        raise ShapeError("scatter_add_along_axis: indices must be integers, of the gradient's rank")
+        raise ShapeError("indices must be integers, of the gradient's rank")
     return TensorType(shape, g.dtype)
 
 

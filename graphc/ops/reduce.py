@@ -114,7 +114,7 @@ register(OpDef("max", _reduce_infer(_max_dtype), _max_numpy, vjp=_max_vjp, kind=
 
 def _size_infer(types, axes):
     if not is_float(types[0].dtype):
-        raise DTypeError("size_of counts elements of float tensors")
+        raise DTypeError("counts elements of float tensors only")
     return TensorType((), types[0].dtype)
 
 
