@@ -61,14 +61,15 @@ def fuse_elementwise(graph):
     return work
 
 
-def _elementwise(graph, node):
-    return OPS[graph.op(node)].kind == "elementwise" or graph.op(node) == "broadcast_to"
+def _fusable(graph, node):
+    """The op computes each element on its own: it can be a step of a fused loop."""
+    return OPS[graph.op(node)].scalar is not None
 
 
 def _can_root(graph, node):
     if graph.op(node) in REDUCERS:
         return graph.type(graph.args(node)[0]).ndim > 0
-    return _elementwise(graph, node)
+    return _fusable(graph, node)
 
 
 def _space(graph, root):
@@ -109,12 +110,12 @@ def _joins(graph, p, moved, space, roots, reducing):
     A copied member's original stays for its other readers, so it still reads its own operands:
     only readers that move with the group let an operand move too.
     """
-    if not _elementwise(graph, p) or p in roots or not same_shape(graph.type(p).shape, space):
+    if not _fusable(graph, p) or p in roots or not same_shape(graph.type(p).shape, space):
         return None
     users = graph.users(p)
     if all(u in moved for u in users):
         return "moved"
-    if OPS[graph.op(p)].cost <= CHEAP and all(_elementwise(graph, u) or graph.op(u) in REDUCERS for u in users):
+    if OPS[graph.op(p)].cost <= CHEAP and all(_fusable(graph, u) or graph.op(u) in REDUCERS for u in users):
         return "copied"
     return "stored" if reducing else None
 

@@ -290,8 +290,6 @@ def _operand_type(ctx, inputs, steps, arg):
 
 
 def _scalar_expression(step, args, ctx):
-    if step.op == "broadcast_to":  # a broadcasting load: the element is the operand's
-        return args[0]
     return OPS[step.op].scalar(ScalarSpec(args, step.type.dtype, ctx.const))
 
 

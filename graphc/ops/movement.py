@@ -145,7 +145,8 @@ def _concrete(shape):
 
 
 register(OpDef("broadcast_to", _broadcast_infer, lambda x, shape: np.broadcast_to(x, _concrete(shape)).copy(),
-               vjp=lambda g, out, x, shape: (g,), emit=_emit_broadcast, fresh=True, receives=True, numpy_exact=True))
+               vjp=lambda g, out, x, shape: (g,), emit=_emit_broadcast, fresh=True, receives=True, numpy_exact=True,
+               scalar=lambda s: s.args[0]))  # in a fused loop, a broadcasting load: the element is the operand's
 
 
 # concatenate

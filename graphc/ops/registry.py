@@ -13,7 +13,8 @@ class OpDef:
     numpy(*arrays, **attrs): the reference implementation (the interpreter's oracle).
     vjp(g, out, *inputs, **attrs) -> tuple of Tensor | None: the gradient rule, written with graphc's
         own functions; `out` is the op's output, so gates reuse it; None means no gradient flows.
-    scalar(s) -> str: for elementwise ops, a scalar expression over `s.args` (codegen builds loops).
+    scalar(s) -> str: a scalar expression over `s.args` (codegen builds loops from it): every
+        elementwise op has one; any op with one can be a step of a fused loop (broadcast_to too).
     emit(ctx, node) -> list[str]: for the other ops, the kernel lines computing the node.
     kind: "elementwise", "reduce", "source" (inputs, constants) or "other".
     differentiable: False for ops whose output carries no gradient (comparisons, one_hot, casts to int).
