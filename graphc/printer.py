@@ -48,9 +48,12 @@ def _node_text(graph, node, names, dim_text):
     data = graph[node]
     opdef = OPS[data["op"]]
     attrs = opdef.format_attrs(data["attrs"], dim_text) if data["attrs"] else ""
-    head = data["op"] + (attrs if attrs.startswith("{") else f"[{attrs}]" if attrs and data["op"] != "constant" else "")
     if data["op"] == "constant":
         head = f"constant {attrs}"
+    elif attrs.startswith("{"):  # a fused node's body
+        head = data["op"] + attrs
+    else:
+        head = data["op"] + (f"[{attrs}]" if attrs else "")
     args = " ".join(f"%{a}" for a in data["args"])
     return f"  %{node}:{data['type'].text(names)} = {head}" + (f" {args}" if args else "")
 
