@@ -24,7 +24,8 @@ import networkx as nx
 
 from graphc.errors import PassError
 from graphc.ops import OPS
-from graphc.ops.fused import REDUCERS, Body, Step, yields_reduction
+from graphc.ops.fused import Body, Step, yields_reduction
+from graphc.ops.reduce import REDUCERS
 from graphc.types import same_shape
 
 from .dce import dce

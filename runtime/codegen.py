@@ -10,7 +10,8 @@ import networkx as nx
 import numpy as np
 
 from graphc.ops import OPS
-from graphc.ops.fused import REDUCERS, Step
+from graphc.ops.fused import Step
+from graphc.ops.reduce import REDUCERS
 from graphc.printer import dim_names
 from graphc.types import Dim, resolve, same_shape
 

@@ -17,7 +17,7 @@ from .. import functions as F
 from ..errors import DTypeError, GradientError, ShapeError
 from ..types import TensorType, is_float, same_shape
 from .gates import _log_softmax_numpy
-from .reduce import _lowest
+from .reduce import REDUCERS
 from .registry import OPS, OpDef, register
 
 
@@ -91,14 +91,6 @@ class Body:
         for step in self.steps:
             texts.append(_step_text(step, [_arg_text(a, texts) for a in step.args]))
         return texts[output][0]
-
-
-# reductions a fused loop can end in: identity, combine, divide by the count at the end
-REDUCERS = {
-    "sum": (lambda dtype: 0, lambda acc, v: f"{acc} + {v}", False),
-    "mean": (lambda dtype: 0, lambda acc, v: f"{acc} + {v}", True),
-    "max": (_lowest, lambda acc, v: f"({v} if ({v} > {acc} or {v} != {v}) else {acc})", False),
-}
 
 
 def yields_reduction(attrs):

@@ -60,8 +60,24 @@ def _max_vjp(g, out, x, axes, keepdims):
     return (F.where(winners, _kept(g, x, axes, keepdims) / count, 0),)
 
 
-def _emit_reduce(init, combine, finish=None):
+def _lowest(dtype):
+    return float("-inf") if is_float(dtype) else int(np.iinfo(dtype).min) if dtype != "bool" else False
+
+
+# how each reduction accumulates: its identity (per dtype), the combine step as kernel text, and whether
+# the total is divided by the count; its own kernel and a fused loop ending in it (runtime/codegen.py)
+# both follow it, so fused and unfused results agree
+REDUCERS = {
+    "sum": (lambda dtype: 0, lambda acc, v: f"{acc} + {v}", False),
+    "mean": (lambda dtype: 0, lambda acc, v: f"{acc} + {v}", True),
+    "max": (_lowest, lambda acc, v: f"({v} if ({v} > {acc} or {v} != {v}) else {acc})", False),
+}
+
+
+def _emit_reduce(name):
     """Loops over x in C order, combining into the output (a scalar accumulator for rank-0 results)."""
+    init, combine, divide = REDUCERS[name]
+
     def emit(ctx, node):
         (x,) = ctx.args(node)
         axes, keepdims = ctx.attrs(node)["axes"], ctx.attrs(node)["keepdims"]
@@ -75,25 +91,16 @@ def _emit_reduce(init, combine, finish=None):
         if ctx.type(node).ndim == 0:
             acc_dtype = "float64" if dtype == "float32" else dtype  # float32 sums accumulate in float64
             lines = [f"acc = {ctx.const(init(dtype), acc_dtype)}"] + head + [f"{ind}acc = {combine('acc', item)}"]
-            total = finish(ctx, node, "acc") if finish else "acc"
+            total = f"acc / ({ctx.count(x, axes)})" if divide else "acc"
             return lines + [f"{out} = np.{dtype}({total})"]
         kept = [("0" if keepdims else None) if k in axes else idx[k] for k in range(rank)]
         target = f"{out}[{', '.join(i for i in kept if i is not None)}]"
         lines = ctx.full(out, node, ctx.const(init(dtype), dtype))
         lines += head + [f"{ind}{target} = {combine(target, item)}"]
-        if finish:
+        if divide:
             lines += [f"{out} /= {ctx.count(x, axes)}"]
         return lines
     return emit
-
-
-def _lowest(dtype):
-    return float("-inf") if is_float(dtype) else int(np.iinfo(dtype).min) if dtype != "bool" else False
-
-
-def _mean_finish(ctx, node, acc):
-    (x,) = ctx.args(node)
-    return f"{acc} / ({ctx.count(x, ctx.attrs(node)['axes'])})"
 
 
 def _mean_numpy(x, axes, keepdims):
@@ -105,11 +112,11 @@ def _max_numpy(x, axes, keepdims):
 
 
 register(OpDef("sum", _reduce_infer(_sum_dtype), lambda x, axes, keepdims: np.sum(x, axis=axes, keepdims=keepdims),
-               vjp=_sum_vjp, kind="reduce", emit=_emit_reduce(lambda d: 0, lambda acc, v: f"{acc} + {v}")))
+               vjp=_sum_vjp, kind="reduce", emit=_emit_reduce("sum")))
 register(OpDef("mean", _reduce_infer(_mean_dtype), _mean_numpy, vjp=_mean_vjp, kind="reduce",
-               emit=_emit_reduce(lambda d: 0, lambda acc, v: f"{acc} + {v}", _mean_finish)))
+               emit=_emit_reduce("mean")))
 register(OpDef("max", _reduce_infer(_max_dtype), _max_numpy, vjp=_max_vjp, kind="reduce",
-               emit=_emit_reduce(_lowest, lambda acc, v: f"({v} if ({v} > {acc} or {v} != {v}) else {acc})")))
+               emit=_emit_reduce("max")))
 
 
 def _size_infer(types, axes):
