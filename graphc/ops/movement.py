@@ -272,6 +272,11 @@ def _scatter_numpy(g, idx, axis, shape):
     return out
 
 
+def _zeros(ctx, node):
+    """Kernel lines making node's output array, filled with zeros."""
+    return ctx.full(ctx.var(node), node, ctx.const(0, ctx.type(node).dtype))
+
+
 def _emit_scatter(ctx, node):
     g, idx = ctx.args(node)
     axis = ctx.attrs(node)["axis"]
@@ -280,7 +285,7 @@ def _emit_scatter(ctx, node):
     head, ind = ctx.nest(ctx.dims(g), names)
     target = ["0" if size == "1" else name for name, size in zip(names, ctx.dims(node))]  # x broadcast there
     target[axis] = "k"
-    return (ctx.full(out, node, ctx.const(0, ctx.type(node).dtype)) + head
+    return (_zeros(ctx, node) + head
             + _checked_index(ctx, node, ind, ctx.at(idx, g, names), ctx.dims(node)[axis])
             + [f"{ind}{out}[{', '.join(target)}] += {ctx.var(g)}[{', '.join(names)}]"])
 
@@ -306,7 +311,7 @@ def _emit_one_hot(ctx, node):
     names = [f"i{k}" for k in range(ctx.type(labels).ndim)]
     head, ind = ctx.nest(ctx.dims(labels), names)
     label = f"{ctx.var(labels)}[{', '.join(names)}]" if names else ctx.var(labels)
-    return (ctx.full(out, node, ctx.const(0, ctx.type(node).dtype)) + head
+    return (_zeros(ctx, node) + head
             + [f"{ind}if 0 <= {label} < {depth}:", f"{ind}    {out}[{''.join(n + ', ' for n in names)}{label}] = 1"])
 
 
@@ -451,7 +456,7 @@ def _emit_index_grad(ctx, node):
     (g,) = ctx.args(node)
     out = ctx.var(node)
     index = ctx.attrs(node)["index"]
-    return (_bounds_checks(ctx, node, index, ctx.type(node).shape) + ctx.full(out, node, ctx.const(0, ctx.type(node).dtype))
+    return (_bounds_checks(ctx, node, index, ctx.type(node).shape) + _zeros(ctx, node)
             + [f"{out}[{_index_text(index, ctx.size)},] = {ctx.var(g)}"])
 
 
