@@ -383,7 +383,7 @@ def scalar_function(y, inputs):
 
 # Ties and kinks: the documented routing rules, checked exactly (central differences can't see them).
 TIE_RULES = [
-    # (name, build, inputs, expected gradients of sum(out * [1..]) ... computed by hand below)
+    # (name, build, input values, gradients of sum(build(inputs)) with respect to each input, worked out by hand)
     ("max_row_ties", lambda x: gc.max(x, axis=1), [[[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]],
      [[[0.0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]]]),
     ("max_all_ties", gc.max, [[[3.0, 1.0], [3.0, 3.0]]], [[[1 / 3, 0.0], [1 / 3, 1 / 3]]]),
