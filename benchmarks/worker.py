@@ -37,9 +37,7 @@ def measure(system_name, workload_name, timed, quick):
     result["threads"] = str(system.threads())
     result.update(system_facts(runner))
     if timed:
-        if system_name == "graphc":  # a miss queues an ahead-of-time build: time calls once it is done
-            from graphc.runtime import aot
-            aot.wait_for_builds()
+        runner.extra.get("before_timing", lambda: None)()
         result.update(time_calls(runner, quick))
         amount, unit = workload.work(inputs)
         if unit:

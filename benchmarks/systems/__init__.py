@@ -30,7 +30,7 @@ class Runner:
     args: tuple
     outputs: Callable                 # raw result of fn -> list of arrays in the reference's order
     sync: Callable = field(default=lambda raw: raw)   # wait for asynchronous results (JAX)
-    extra: dict = field(default_factory=dict)          # system-specific facts for the report
+    extra: dict = field(default_factory=dict)          # system-specific facts for the report and hooks
 
 
 def load(system):
