@@ -12,7 +12,7 @@ def _float_same(types, axis):
     (t,) = types
     if not is_float(t.dtype):
         raise DTypeError("needs a float tensor")
-    if not 0 <= axis < max(t.ndim, 1) or t.ndim == 0:
+    if not 0 <= axis < t.ndim:
         raise ShapeError(f"axis {axis} is out of range for a rank-{t.ndim} tensor")
     return t
 
@@ -133,10 +133,10 @@ def _logsumexp_vjp(g, out, x, axes, keepdims):
     return (g * F.exp(x - out),)
 
 
-register(OpDef("softmax", lambda types, axis: _float_same(types, axis), _softmax_numpy,
+register(OpDef("softmax", _float_same, _softmax_numpy,
                vjp=lambda g, out, x, axis: (out * (g - F.sum(g * out, axis, keepdims=True)),),
                emit=_emit_normalized("softmax"), fresh=True, receives=True))
-register(OpDef("log_softmax", lambda types, axis: _float_same(types, axis), _log_softmax_numpy,
+register(OpDef("log_softmax", _float_same, _log_softmax_numpy,
                vjp=lambda g, out, x, axis: (g - F.exp(out) * F.sum(g, axis, keepdims=True),),
                emit=_emit_normalized("log_softmax"), fresh=True, receives=True))
 register(OpDef("logsumexp", _logsumexp_infer, _logsumexp_numpy, vjp=_logsumexp_vjp, kind="reduce", emit=_emit_logsumexp))
@@ -156,5 +156,5 @@ def _no_numpy(*args, **attrs):
 
 
 # A symbolic gradient, expanded by the autodiff pass (innermost first, so grad of grad works).
-register(OpDef("grad", lambda types: _grad_infer(types), _no_numpy, vjp=None, differentiable=True,
+register(OpDef("grad", _grad_infer, _no_numpy, vjp=None, differentiable=True,
                emit=lambda ctx, node: _no_numpy()))

@@ -40,5 +40,5 @@ def _emit_matmul(ctx, node):
     return [f"{ctx.var(node)} = np.dot({ctx.blas_operand(a)}, {ctx.blas_operand(b)})"]
 
 
-register(OpDef("matmul", lambda types: _matmul_infer(types), np.matmul, vjp=_matmul_vjp, emit=_emit_matmul, cost=100,
+register(OpDef("matmul", _matmul_infer, np.matmul, vjp=_matmul_vjp, emit=_emit_matmul, cost=100,
                fresh=True))

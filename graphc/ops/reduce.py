@@ -14,7 +14,7 @@ def reduced_shape(shape, axes, keepdims):
 
 
 def _check_axes(t, axes):
-    if any(not 0 <= a < max(t.ndim, 1) for a in axes) or (t.ndim == 0 and axes):
+    if any(not 0 <= a < t.ndim for a in axes):
         raise ShapeError(f"axes {axes} out of range for a rank-{t.ndim} tensor")
 
 
