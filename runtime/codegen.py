@@ -163,8 +163,9 @@ class Context:
         return fused_lines(self, tag, self.attrs(tag)["body"].steps, extras, self.attrs(tag).get("output", -1))
 
 
-def elementwise_lines(ctx, node):
-    """An elementwise node is a fused body of one step."""
+def single_step_lines(ctx, node):
+    """An op without kernel code of its own (elementwise ops, sum, mean, max) is a fused body of one step,
+    so a lone op gets the same loop as a fused one: vectorized, parallel above the threshold."""
     step = Step(ctx.graph.op(node), tuple(("in", k) for k in range(len(ctx.args(node)))),
                 tuple(sorted(ctx.attrs(node).items())), ctx.type(node))
     return fused_lines(ctx, node, (step,))
@@ -364,7 +365,7 @@ def generate(graph, name="kernel"):
         text = _node_text(graph, node, ctx.names, lambda v: ctx.size(v) if isinstance(v, Dim) else str(v)).strip()
         where = _comment(graph, node)
         body.append(f"# {text}" + (f"  ({where})" if where else ""))
-        body.extend(elementwise_lines(ctx, node) if opdef.kind == "elementwise" else opdef.emit(ctx, node))
+        body.extend(opdef.emit(ctx, node) if opdef.emit else single_step_lines(ctx, node))
     planned = {n for n in live if "reuses" in graph[n]}
     assert ctx.reused == planned, f"the memory plan's reuse of {sorted(planned - ctx.reused)} was not honoured"
     results = []

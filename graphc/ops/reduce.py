@@ -65,42 +65,13 @@ def _lowest(dtype):
 
 
 # how each reduction accumulates: its identity (per dtype), the combine step as kernel text, and whether
-# the total is divided by the count; its own kernel and a fused loop ending in it (runtime/codegen.py)
-# both follow it, so fused and unfused results agree
+# the total is divided by the count. A lone reduction is a fused loop of one step (runtime/codegen.py),
+# so fused and unfused results agree
 REDUCERS = {
     "sum": (lambda dtype: 0, lambda acc, v: f"{acc} + {v}", False),
     "mean": (lambda dtype: 0, lambda acc, v: f"{acc} + {v}", True),
     "max": (_lowest, lambda acc, v: f"({v} if ({v} > {acc} or {v} != {v}) else {acc})", False),
 }
-
-
-def _emit_reduce(name):
-    """Loops over x in C order, combining into the output (a scalar accumulator for rank-0 results)."""
-    init, combine, divide = REDUCERS[name]
-
-    def emit(ctx, node):
-        (x,) = ctx.args(node)
-        axes, keepdims = ctx.attrs(node)["axes"], ctx.attrs(node)["keepdims"]
-        out, rank = ctx.var(node), ctx.type(x).ndim
-        dtype = ctx.type(node).dtype
-        idx = [f"i{k}" for k in range(rank)]
-        if rank == 0:
-            return [f"{out} = {ctx.scalar_of(x, dtype)}"]
-        head, ind = ctx.nest(ctx.dims(x), idx)
-        item = f"{ctx.var(x)}[{', '.join(idx)}]"
-        if ctx.type(node).ndim == 0:
-            acc_dtype = "float64" if dtype == "float32" else dtype  # float32 sums accumulate in float64
-            lines = [f"acc = {ctx.const(init(dtype), acc_dtype)}"] + head + [f"{ind}acc = {combine('acc', item)}"]
-            total = f"acc / ({ctx.count(x, axes)})" if divide else "acc"
-            return lines + [f"{out} = np.{dtype}({total})"]
-        kept = [("0" if keepdims else None) if k in axes else idx[k] for k in range(rank)]
-        target = f"{out}[{', '.join(i for i in kept if i is not None)}]"
-        lines = ctx.full(out, node, ctx.const(init(dtype), dtype))
-        lines += head + [f"{ind}{target} = {combine(target, item)}"]
-        if divide:
-            lines += [f"{out} /= {ctx.count(x, axes)}"]
-        return lines
-    return emit
 
 
 def _mean_numpy(x, axes, keepdims):
@@ -112,11 +83,9 @@ def _max_numpy(x, axes, keepdims):
 
 
 register(OpDef("sum", _reduce_infer(_sum_dtype), lambda x, axes, keepdims: np.sum(x, axis=axes, keepdims=keepdims),
-               vjp=_sum_vjp, kind="reduce", emit=_emit_reduce("sum")))
-register(OpDef("mean", _reduce_infer(_mean_dtype), _mean_numpy, vjp=_mean_vjp, kind="reduce",
-               emit=_emit_reduce("mean")))
-register(OpDef("max", _reduce_infer(_max_dtype), _max_numpy, vjp=_max_vjp, kind="reduce",
-               emit=_emit_reduce("max")))
+               vjp=_sum_vjp, kind="reduce"))
+register(OpDef("mean", _reduce_infer(_mean_dtype), _mean_numpy, vjp=_mean_vjp, kind="reduce"))
+register(OpDef("max", _reduce_infer(_max_dtype), _max_numpy, vjp=_max_vjp, kind="reduce"))
 
 
 def _size_infer(types, axes):

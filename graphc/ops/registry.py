@@ -15,7 +15,8 @@ class OpDef:
         own functions; `out` is the op's output, so gates reuse it; None means no gradient flows.
     scalar(s) -> str: a scalar expression over `s.args` (codegen builds loops from it): every
         elementwise op has one; any op with one can be a step of a fused loop (broadcast_to too).
-    emit(ctx, node) -> list[str]: for the other ops, the kernel lines computing the node.
+    emit(ctx, node) -> list[str]: the kernel lines computing the node, for ops that are not one fused
+        step (an op without it is: elementwise ops, sum, mean, max).
     kind: "elementwise", "reduce", "source" (inputs, constants) or "other".
     differentiable: False for ops whose output carries no gradient (comparisons, one_hot, casts to int).
     view: the result may be a view of the first operand's array (no copy): memory planning gives it
