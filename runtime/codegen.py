@@ -18,7 +18,7 @@ from graphc.types import Dim, resolve, same_shape
 PRELUDE = """\
 import numpy as np
 from numba import prange
-from graphc.runtime.scalar_math import exp, log, tanh, sqrt, log1p, expm1, slice_length, accumulate, parallel_chunks
+from graphc.runtime.scalar_math import exp, log, tanh, sqrt, log1p, expm1, accumulate, parallel_chunks
 from graphc.runtime.blas import matmul_into
 from graphc.runtime.arrays import empty, contiguous
 """
@@ -195,7 +195,7 @@ def fused_lines(ctx, node, steps, extras=(), output=-1):
         args = [values[a[1]] if a[0] == "in" else temps[a[1]] if a[0] == "step" else ctx.const(a[1], a[2])
                 for a in step.args]
         temps.append(f"t{node}_{j}")
-        body.append(f"{ind}{temps[-1]} = {_scalar_expression(step, args, ctx)}")
+        body.append(f"{ind}{temps[-1]} = {OPS[step.op].scalar(ScalarSpec(args, step.type.dtype, ctx.const))}")
     body += [f"{ind}{element(e)} = {temps[j]}" for e, j in extras]
     if reducer:
         a = last.args[0]
@@ -289,10 +289,6 @@ def _parallel_scalar_reduce(node, setup, head, ind, body, value, combine, start,
 
 def _operand_type(ctx, inputs, steps, arg):
     return ctx.type(inputs[arg[1]]) if arg[0] == "in" else steps[arg[1]].type
-
-
-def _scalar_expression(step, args, ctx):
-    return OPS[step.op].scalar(ScalarSpec(args, step.type.dtype, ctx.const))
 
 
 def size_checks(ctx, graph, read_from):

@@ -348,9 +348,3 @@ def parallel_chunks(size):
     the threads. It depends on the size only, so per-chunk partial sums give the same result for any
     thread count (and the kernel stays cacheable: numba.get_num_threads() in a kernel is not)."""
     return max(1, min(PARALLEL_MAX_CHUNKS, size // PARALLEL_MIN_CHUNK))
-
-
-@njit(inline="always", cache=True)
-def slice_length(size, start, stop, step):
-    """len(range(size)[start:stop:step]) for a size known only at call time."""
-    return len(range(size)[slice(start, stop, step)])
