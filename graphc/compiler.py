@@ -23,13 +23,15 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
     graph = lower(outputs, inputs, update_pairs, name)
     graph.options = dict(options or {})
     config = cache.compile_config(disable, graph.options)
-    key = cache.make_key(cache.canonical_text(graph), config)
+    text = cache.canonical_text(graph)
+    key = cache.make_key(text, config)
     artifact = cache.load_artifact(key)
     if artifact is None:
-        status = {"status": "miss", "reason": cache.miss_reason(graph, config)}
+        structure = cache.shape_key(text, config)
+        status = {"status": "miss", "reason": cache.miss_reason(structure, graph)}
         result = _run_passes(graph, disable, verify)
         final, kernel = result.graph, _generate(result.graph)
-        _store(cache, key, graph, config, final, kernel, status)
+        _store(cache, key, structure, graph, final, kernel, status)
     else:  # a warm start: the optimized graph and the kernel come from the disk cache, no pass runs
         final, kernel = artifact["graph"], artifact["kernel"]
         result = _LazyPipeline(lambda: _run_passes(graph, disable, verify))
@@ -51,14 +53,14 @@ def _generate(final):
     return codegen.generate(final)
 
 
-def _store(cache, key, graph, config, final, kernel, status):
+def _store(cache, key, structure, graph, final, kernel, status):
     """Write the compile's results to the disk cache; a recompile of a known graph is logged with its reason."""
     import logging
-    if status["reason"] != "first compile of this graph":
+    if status["reason"] != cache.FIRST_COMPILE:
         logging.getLogger("graphc").warning("recompiling %s: %s", graph.name, status["reason"])
     try:
         cache.store_artifact(key, {"graph": final, "kernel": kernel})
-        cache.remember_types(graph, config)
+        cache.remember_types(structure, graph)
     except (OSError, TypeError, AttributeError) as error:  # an unpicklable attribute: run uncached
         status["reason"] += f" (not cached: {error})"
 

@@ -152,28 +152,32 @@ def load_module(key, source):
 
 # ---- why a miss happened -----------------------------------------------------------------------------
 
-def shape_key(graph, config):
-    """The key of the graph's structure without its input dtypes: the same model at another dtype."""
-    text = re.sub(r"\b(f32|f64|i32|i64|bool)\[", "T[", canonical_text(graph))
-    return make_key("structure", text, config)
+FIRST_COMPILE = "first compile of this graph"
+
+
+def shape_key(text, config):
+    """The key of a graph's structure (its canonical text) without its input dtypes: the same model at
+    another dtype."""
+    return make_key("structure", re.sub(r"\b(f32|f64|i32|i64|bool)\[", "T[", text), config)
 
 
 def input_types(graph):
     return {graph.attrs(n)["name"]: graph.type(n).dtype for n in graph.inputs}
 
 
-def miss_reason(graph, config):
-    """Why this graph is not in the cache: new, or which input types changed since the last compile."""
+def miss_reason(structure, graph):
+    """Why this graph (of shape_key `structure`) is not in the cache: new, or which input types changed
+    since the last compile."""
     try:
-        with open(path(shape_key(graph, config), ".last"), "rb") as f:
+        with open(path(structure, ".last"), "rb") as f:
             last = pickle.load(f)
     except (OSError, pickle.PickleError, EOFError):
-        return "first compile of this graph"
+        return FIRST_COMPILE
     now = input_types(graph)
     changes = [f"input {name} changed {last[name]} -> {dtype}" for name, dtype in now.items()
                if name in last and last[name] != dtype]
     return "; ".join(changes) or "first compile with these options or this graphc/Numba version"
 
 
-def remember_types(graph, config):
-    write_atomic(path(shape_key(graph, config), ".last"), pickle.dumps(input_types(graph)))
+def remember_types(structure, graph):
+    write_atomic(path(structure, ".last"), pickle.dumps(input_types(graph)))
