@@ -107,10 +107,16 @@ class Context:
             return self.var(donor)
         return f"empty({self.shape(node)}, np.{self.type(node).dtype})"
 
-    def full(self, name, node, value):
-        """Lines making `name` an array of node's shape and dtype holding `value` everywhere: empty and a
-        slice assignment compile faster than np.full or np.zeros (each a separate Numba function)."""
+    def full(self, node, value):
+        """Lines making node's array, of its shape and dtype, hold `value` everywhere: empty and a slice
+        assignment compile faster than np.full or np.zeros (each a separate Numba function)."""
+        name = self.var(node)
         return [f"{name} = empty({self.shape(node)}, np.{self.type(node).dtype})", f"{name}[:] = {value}"]
+
+    def index_error(self, node, ind, condition, detail):
+        """Kernel lines raising IndexError, naming the op and the user's line, when `condition` holds."""
+        message = f"{self.graph.op(node)}: {detail} (at {self.graph[node].get('loc') or '?'})"
+        return [f"{ind}if {condition}:", f"{ind}    raise IndexError({message!r})"]
 
     def layout(self, node):
         return self.layouts.get(node, "C")
@@ -274,7 +280,7 @@ def _reduce_lines(ctx, node, step, reducer, space, setup, head, ind, body, value
                 + [f"{ind}acc = {combine('acc', value)}", f"{out} = np.{dtype}({total})"])
     kept = [("0" if attrs["keepdims"] else None) if k in attrs["axes"] else names[k] for k in range(len(space))]
     target = f"{out}[{', '.join(i for i in kept if i is not None)}]"
-    lines = ctx.full(out, node, ctx.const(init(dtype), dtype))
+    lines = ctx.full(node, ctx.const(init(dtype), dtype))
     lines += setup + head + body + [f"{ind}{target} = {combine(target, value)}"]
     return lines + ([f"{out} /= {count}"] if averaged else [])
 

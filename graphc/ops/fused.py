@@ -50,7 +50,6 @@ def _emit_cross_entropy(ctx, node):
     n, c = ctx.dims(z)
     zv, dtype = ctx.var(z), ctx.type(node).dtype
     zero, lowest = ctx.const(0, dtype), ctx.const(float("-inf"), dtype)
-    where = ctx.graph[node].get("loc") or "?"
     return ["acc = 0.0",
             f"for i in range({n}):",
             f"    top = {lowest}",
@@ -60,8 +59,7 @@ def _emit_cross_entropy(ctx, node):
             f"    for j in range({c}):",
             f"        total += exp({zv}[i, j] - top)",
             f"    k = {ctx.var(idx)}[i, 0]",
-            f"    if k < 0 or k >= {c}:",
-            f"        raise IndexError({f'softmax_cross_entropy: a label is outside [0, classes) (at {where})'!r})",
+            *ctx.index_error(node, "    ", f"k < 0 or k >= {c}", "a label is outside [0, classes)"),
             f"    acc += top + log(total) - {zv}[i, k]",
             f"{ctx.var(node)} = np.{dtype}(acc / {n})"]
 

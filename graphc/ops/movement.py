@@ -90,7 +90,7 @@ def _emit_reshape(ctx, node):
     if ctx.type(node).ndim == 0:
         return [f"{out} = {ctx.var(x)}" if ctx.type(x).ndim == 0 else f"{out} = {ctx.contiguous(x)}.reshape(1)[0]"]
     if ctx.type(x).ndim == 0:
-        return ctx.full(out, node, ctx.var(x))
+        return ctx.full(node, ctx.var(x))
     return [f"{out} = {ctx.contiguous(x)}.reshape({ctx.shape(node)})"]
 
 
@@ -214,18 +214,12 @@ def _take_infer(types, axis):
     return TensorType(tuple(shape), x.dtype)
 
 
-def _index_error(ctx, node, ind, condition, detail):
-    """Kernel lines raising IndexError, naming the op and the user's line, when `condition` holds."""
-    message = f"{ctx.graph.op(node)}: {detail} (at {ctx.graph[node].get('loc') or '?'})"
-    return [f"{ind}if {condition}:", f"{ind}    raise IndexError({message!r})"]
-
-
 def _checked_index(ctx, node, ind, value, size):
     """Kernel lines reading index `value` into `k`, wrapped like NumPy's negative indices and checked:
     an index out of range raises (Numba wouldn't check, and would read or write past the array)."""
     known = size if size.isdigit() else "known at call time"
     return ([f"{ind}k = {value}", f"{ind}if k < 0:", f"{ind}    k += {size}"]
-            + _index_error(ctx, node, ind, f"k < 0 or k >= {size}", f"an index is out of range for an axis of size {known}"))
+            + ctx.index_error(node, ind, f"k < 0 or k >= {size}", f"an index is out of range for an axis of size {known}"))
 
 
 def _emit_take(ctx, node):
@@ -274,7 +268,7 @@ def _scatter_numpy(g, idx, axis, shape):
 
 def _zeros(ctx, node):
     """Kernel lines making node's output array, filled with zeros."""
-    return ctx.full(ctx.var(node), node, ctx.const(0, ctx.type(node).dtype))
+    return ctx.full(node, ctx.const(0, ctx.type(node).dtype))
 
 
 def _emit_scatter(ctx, node):
@@ -421,7 +415,7 @@ def _bounds_checks(ctx, node, index, shape):
             continue
         if item[0] == "int" and isinstance(resolve(shape[axis]), Dim):
             n = ctx.size(shape[axis])
-            lines += _index_error(ctx, node, "", f"not -{n} <= {item[1]} < {n}", f"index {item[1]} is out of bounds for axis {axis}")
+            lines += ctx.index_error(node, "", f"not -{n} <= {item[1]} < {n}", f"index {item[1]} is out of bounds for axis {axis}")
         axis += 1
     return lines
 
