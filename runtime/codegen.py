@@ -55,6 +55,7 @@ class Context:
         self.layouts = {}
         self.reused = set()  # nodes whose output took a dead array, as the memory plan says
         self.done = set()    # nodes another node's loop already computed
+        self.may_use_prange = not any(OPS[graph.op(n)].threaded for n in graph.g)
 
     # graph facts
     def args(self, node): return self.graph.args(node)
@@ -231,7 +232,7 @@ def loop_lines(ctx, node, space, arrays, store, flat_ok=True, extras=()):
         if len(space) > 1:
             setup += [f"{ctx.var(n)}_flat = {ctx.var(n)}.reshape(-1)" for n in viewed]
         size = " * ".join(f"({d})" if not d.isidentifier() and not d.isdigit() else d for d in dims)
-        if runs_in_parallel(space):
+        if ctx.may_use_prange and runs_in_parallel(space):
             return setup, parallel_head(ctx, node, size, viewed, view), "        ", (lambda n: f"{ctx.var(n)}_c[i]"), None
         return setup, [f"for i in range({size}):"], "    ", (lambda n: f"{view(n)}[i]"), None
     names = [f"i{k}" for k in range(len(space))]

@@ -23,6 +23,17 @@ def test_call_time_sized_loops_run_in_parallel(chain):
     assert "prange(" in chain.source() and "accumulate(" in chain.source()
 
 
+def test_a_kernel_calling_blas_keeps_its_loops_serial():
+    """BLAS runs on threads of its own; Numba's parallel threads beside it would take its cores."""
+    X, W = gc.tensor("X", (None, 4), "float64"), gc.tensor("W", (4, 3), "float64")
+    scores = X @ W
+    f = gc.compile([X, W], [gc.mean(gc.sum(scores * scores, axis=1))], name="blas_serial")  # mean: over a call-time size
+    assert "matmul_into(" in f.source() and "prange(" not in f.source()
+    X_value, W_value = np.arange(8.0).reshape(2, 4), np.ones((4, 3))
+    (value,) = f(X_value, W_value)
+    assert float(value) == pytest.approx(np.mean(np.sum((X_value @ W_value) ** 2, axis=1)))
+
+
 @pytest.mark.parametrize("n", [1, 5, 65_537, 1_000_003])
 def test_values_for_every_chunking(chain, n):
     rng = np.random.default_rng(n)

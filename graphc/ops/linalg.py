@@ -41,4 +41,4 @@ def _emit_matmul(ctx, node):
 
 
 register(OpDef("matmul", _matmul_infer, np.matmul, vjp=_matmul_vjp, emit=_emit_matmul, cost=100,
-               fresh=True))
+               fresh=True, threaded=True))

@@ -25,6 +25,8 @@ class OpDef:
         memory planning assumes any other op's result may alias its operands.
     receives: the kernel code writes its result into the array `ctx.empty(node)` gives (elementwise
         ops do by their kind), so memory planning may hand it a dead buffer of its type.
+    threaded: its kernel code runs on threads of its own (BLAS): the kernel's other loops stay serial,
+        as Numba's parallel threads and BLAS's compete for the cores (W5: 1.6 ms a call became 16 ms).
     commutative: the two operands may be swapped (canonicalization, CSE and rewrite patterns use it).
     numpy_exact: the NumPy reference gives the kernel's bits for every input (IEEE-exact arithmetic,
         comparisons, data movement), so constant folding may evaluate it at compile time.
@@ -45,6 +47,7 @@ class OpDef:
     receives: bool = False
     commutative: bool = False
     numpy_exact: bool = False
+    threaded: bool = False
 
     def __post_init__(self):
         if self.format_attrs is None:
