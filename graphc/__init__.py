@@ -2,7 +2,7 @@
 __version__ = "0.1.0"
 
 from . import ops  # noqa: F401  (fills the op registry)
-from .errors import CallError, DTypeError, GradientError, GraphcError, PassError, ShapeError
+from .errors import CallError, DTypeError, GradientError, GraphcError, PassError, RunError, ShapeError
 from .functions import (abs, add, broadcast_to, cast, clip, concatenate, divide, dot, equal, exp, getitem, grad,
                         greater, greater_equal, less, less_equal, log, log_softmax, logsumexp, matmul, max,
                         maximum, mean, minimum, multiply, negative, not_equal, one_hot, power, relu, reshape,

@@ -36,10 +36,10 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
         final, kernel = artifact["graph"], artifact["kernel"]
         result = _LazyPipeline(lambda: _run_passes(graph, disable, verify))
         status = {"status": "hit", "reason": "optimized graph and kernel source from the disk cache"}
-    function, where, strict = kernel_function(final, kernel, key)
+    function, where, _ = kernel_function(final, kernel, key)
     status.update(key=key, kernel=where, folder=cache.cache_dir())
     constants = constant_arrays(final, kernel)
-    call, binder_source = binder.make_binder(final, kernel, function, constants, single, check_types=strict)
+    call, binder_source = binder.make_binder(final, kernel, function, constants, single)
     return make_compiled(call, final, result, kernel, binder_source, status)
 
 

@@ -21,6 +21,10 @@ class CallError(GraphcError, TypeError):
     """A compiled function called with missing, extra or ill-typed arguments."""
 
 
+class RunError(GraphcError, ValueError):
+    """A compiled kernel found bad values at run time (an index out of range); the call changed nothing."""
+
+
 class PassError(GraphcError):
     """A pass failed or left a broken graph."""
 

@@ -1,23 +1,40 @@
-"""The per-call path: a generated Python function that checks what can't be checked by Numba's
-dispatcher (sizes), converts scalars and calls the kernel. Everything else was decided at compile time.
-A failed check or dispatch falls to `slow_call`, which explains the problem with a graphc error."""
+"""The per-call path: a generated Python function that checks every argument itself (dtype with its
+byte order, rank, sizes, C layout, alignment, writability of update targets, scalar types), on every
+path, so the ahead-of-time module (which unboxes without checking) and Numba's dispatcher accept and
+refuse exactly the same inputs. Arguments it can't pass as they are go to `SlowPath`, which converts
+what is safe to convert (a copy of a non-contiguous, unaligned, read-only or byte-swapped input that
+is not updated) and explains the rest with a graphc error. The kernel runs at most once per call:
+a kernel that raises (an index out of range) has written nothing the caller can see, and the error
+says so.
+"""
 import functools
 import keyword
-import operator
+import unicodedata
 
 import numpy as np
 
-from graphc.errors import CallError, GraphcError
+from graphc.errors import CallError, RunError
 from graphc.printer import dim_names
 from graphc.types import Dim
 
 MISSING = object()
+# Scalar types passed to the kernel as they come; any other value goes through SlowPath.scalar.
+FAST_SCALARS = {"float": (float, np.float64, np.float32), "int": (int, np.int64, np.int32), "bool": (bool, np.bool_)}
+INT_RANGES = {"int32": (-2 ** 31, 2 ** 31 - 1), "int64": (-2 ** 63, 2 ** 63 - 1)}
 
 
 def parameter_names(graph):
+    """The inputs' names as the call's parameters, when every one can be (else arg0, arg1, ...).
+    Python reads identifiers NFKC-normalized: a name it would change could collide with another."""
     names = [graph.attrs(n)["name"] for n in graph.inputs]
-    ok = all(n.isidentifier() and not keyword.iskeyword(n) and not n.startswith("_") for n in names)
+    ok = all(isinstance(n, str) and n.isidentifier() and not keyword.iskeyword(n) and not n.startswith("_")
+             and unicodedata.normalize("NFKC", n) == n for n in names) and len(set(names)) == len(names)
     return names if ok else [f"arg{k}" for k in range(len(names))]
+
+
+def function_name(graph):
+    name = graph.name
+    return name if isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name) and name.isascii() else "call"
 
 
 def size_checks(graph, params):
@@ -49,82 +66,89 @@ def has_fixed_shape(t):
 _NATIVE_BOXES = ("float64", "int64", "bool")
 
 
-def scalar_argument(graph, node, param):
-    """Float inputs go to the dispatcher as they come (it converts Python and NumPy numbers and rejects
-    arrays, which the slow path then explains); int inputs pass operator.index, so a float is rejected
-    rather than truncated."""
-    return param if graph.type(node).dtype.startswith("float") else f"_index({param})"
+def scalar_kind(dtype):
+    return "float" if dtype.startswith("float") else "int" if dtype.startswith("int") else "bool"
+
+
+def scalar_conversion(graph, node, param, k):
+    """A line passing a scalar of a fast type as it is, and sending any other value (a 0-d array, a
+    string, an int out of range) to SlowPath.scalar, which converts it or raises."""
+    dtype = graph.type(node).dtype
+    kind = scalar_kind(dtype)
+    test = f"_type({param}) not in _{kind}_scalars"
+    if kind == "int":
+        lo, hi = INT_RANGES[dtype]
+        test += f" or not {lo} <= {param} <= {hi}"
+    return f"    if {test}: {param} = _scalar({k}, {param})"
 
 
 def result_expression(graph, out, k):
     dtype = graph.type(out).dtype
     if graph.type(out).ndim > 0:
-        return f"r[{k}]"
-    return f"_array(r[{k}])" if dtype in _NATIVE_BOXES else f"_array(r[{k}], _{dtype})"
+        return f"_r[{k}]"
+    return f"_array(_r[{k}])" if dtype in _NATIVE_BOXES else f"_array(_r[{k}], _{dtype})"
 
 
 def type_checks(graph, kernel, params):
-    """Conditions true when an array argument is not exactly what the kernel was compiled for: the
-    ahead-of-time kernel unboxes arrays without checking dtype, rank or layout (a non-array still
-    fails cleanly, and Numba's dispatcher would check everything itself). `is` on the dtype: an equal
-    but not canonical dtype object takes the slow path. The rank of a fixed shape is size_checks' to check."""
-    updated = {t for t, _ in graph.updates}
+    """Conditions true when an array argument is not exactly what the kernel was compiled for (the
+    rank of a fixed shape is size_checks' to check). `is` on the dtype: a byte-swapped or otherwise
+    not canonical dtype object fails it. Read-only arrays too: the kernel's signature takes mutable
+    ones (the slow path copies an input that is not updated)."""
     conditions = []
     for k, (param, node) in enumerate(zip(params, graph.inputs)):
         if k in kernel.scalar_args:
             continue
         t = graph.type(node)
         rank = "" if has_fixed_shape(t) else f" or {param}.ndim != {t.ndim}"
-        layout = f"not (_f{k} := {param}.flags).c_contiguous or not _f{k}.writeable" if node in updated else \
-            f"not {param}.flags.c_contiguous"
-        conditions.append(f"{param}.dtype is not _{t.dtype}{rank} or {layout}")
+        flags = f"not (_f{k} := {param}.flags).c_contiguous or not _f{k}.aligned or not _f{k}.writeable"
+        conditions.append(f"_type({param}) is not _ndarray or {param}.dtype is not _{t.dtype}{rank} or {flags}")
     return conditions
 
 
-def binder_source(graph, kernel, params, single, check_types=False):
-    args = [scalar_argument(graph, node, param) if k in kernel.scalar_args else param
-            for k, (param, node) in enumerate(zip(params, graph.inputs))]
-    args += [f"_constants[{j}]" for j in range(len(kernel.arg_nodes) - len(graph.inputs))]
-    checks = (type_checks(graph, kernel, params) if check_types else []) + size_checks(graph, params)
+def binder_source(graph, kernel, params, single):
+    """Every generated name but the parameters starts with an underscore, so no input name shadows one."""
+    args = list(params) + [f"_constants[{j}]" for j in range(len(kernel.arg_nodes) - len(graph.inputs))]
+    checks = type_checks(graph, kernel, params) + size_checks(graph, params)
     signature = ", ".join([f"{p}=_MISSING" for p in params] + ["*_extra", "**_unknown"])
     results = [result_expression(graph, o, k) for k, o in enumerate(graph.outputs)]
     returned = results[0] if single else f"({', '.join(results)}{',' if results else ''})"
-    slow = f"_slow(({', '.join(params)}{',' if params else ''}), _extra, _unknown)"
-    lines = [f"def call({signature}):",
-             "    try:",
-             "        if _extra or _unknown" + "".join(f" or {c}" for c in checks) + ":",
-             "            raise _Mismatch",
-             f"        r = _kernel({', '.join(args)})",
-             "    except Exception:",  # leave the except block first: the graphc error carries no Numba context
-             "        pass",
-             "    else:",
-             f"        return {returned}",
-             f"    return {slow}[0]" if single else f"    return {slow}"]
+    values = f"({', '.join(params)}{',' if params else ''})"
+    slow = f"_slow({values}, _extra, _unknown)"
+    slow_return = f"        return {slow}[0]" if single else f"        return {slow}"
+    lines = [f"def {function_name(graph)}({signature}):", "    if _extra or _unknown:", slow_return]
+    lines += [scalar_conversion(graph, node, param, k) for k, (param, node) in enumerate(zip(params, graph.inputs))
+              if k in kernel.scalar_args]
+    if checks:
+        lines += ["    if " + " or ".join(checks) + ":", slow_return]
+    lines += ["    try:",
+              f"        _r = _kernel({', '.join(args)})",
+              "    except _Exception as _error:",
+              f"        _r = _failed(_error, {values})",
+              f"    return {returned}"]
     return "\n".join(lines) + "\n"
 
 
-class _Mismatch(Exception):
-    pass
-
-
-def make_binder(graph, kernel, dispatcher, constants, wrap_single, check_types=False):
-    """The per-call function and its source. check_types: the kernel does not check argument types."""
+def make_binder(graph, kernel, dispatcher, constants, wrap_single):
+    """The per-call function and its source."""
     params = parameter_names(graph)
-    source = binder_source(graph, kernel, params, wrap_single, check_types)
+    source = binder_source(graph, kernel, params, wrap_single)
     slow = SlowPath(graph, kernel, dispatcher, constants, params)
-    namespace = {"_MISSING": MISSING, "_Mismatch": _Mismatch, "_kernel": dispatcher, "_constants": constants,
-                 "_array": np.array, "_index": operator.index, "_slow": slow,
+    namespace = {"_MISSING": MISSING, "_kernel": dispatcher, "_constants": constants, "_array": np.array,
+                 "_slow": slow, "_scalar": slow.scalar, "_failed": slow.failed, "_type": type,
+                 "_ndarray": np.ndarray, "_Exception": Exception,
+                 **{f"_{kind}_scalars": frozenset(types) for kind, types in FAST_SCALARS.items()},
                  **{f"_{name}": np.dtype(name) for name in ("float32", "float64", "int32", "int64", "bool")}}
-    exec(compile(source, f"<graphc binder {graph.name}>", "exec"), namespace)
-    return namespace["call"], source
+    exec(compile(source, f"<graphc binder {graph.name!r}>", "exec"), namespace)
+    return namespace[function_name(graph)], source
 
 
 class SlowPath:
-    """Validates every argument with a message naming the input, its declared type and what came."""
+    """Validates every argument with a message naming the input, its declared type and what came;
+    copies what can be copied safely; runs the kernel once."""
 
     def __init__(self, graph, kernel, dispatcher, constants, params):
         self.graph, self.kernel, self.dispatcher, self.constants, self.params = graph, kernel, dispatcher, constants, params
-        self.updated = {t for t, _ in graph.updates}
+        self.updated = [k for k, n in enumerate(graph.inputs) if n in {t for t, _ in graph.updates}]
 
     @functools.cached_property
     def names(self):
@@ -139,34 +163,56 @@ class SlowPath:
             raise CallError(f"{self.graph.name} has no input named {', '.join(sorted(unknown))}; "
                             f"its inputs are {', '.join(self.params)}")
         sizes, args = {}, []
-        for k, (param, node, value) in enumerate(zip(self.params, self.graph.inputs, values)):
-            args.append(self._check(k, param, node, value, sizes))
+        for k, value in enumerate(values):
+            args.append(self.scalar(k, value) if k in self.kernel.scalar_args else self._array(k, value, sizes))
+        self._separate_overlaps(args)
         args += list(self.constants)
         try:
             out = self.dispatcher(*args)
-        except Exception as error:
-            raise GraphcError(f"{self.graph.name}: the compiled kernel failed: {error}") from error
+        except Exception as error:  # noqa: BLE001  explained by failed(), never run again
+            out = self.failed(error, None)
         return tuple(np.asarray(out[k], self.graph.type(o).dtype) if self.graph.type(o).ndim == 0 else out[k]
                      for k, o in enumerate(self.graph.outputs))
 
-    def _check(self, k, param, node, value, sizes):
-        t = self.graph.type(node)
-        want = t.text(self.names)
+    def declared(self, k):
+        node, param = self.graph.inputs[k], self.params[k]
         where = self.graph[node]["loc"]
-        declared = f"input {param!r} (declared {want}" + (f" at {where})" if where else ")")
+        return f"input {param!r} (declared {self.graph.type(node).text(self.names)}" + (f" at {where})" if where else ")")
+
+    def scalar(self, k, value):
+        """value as the Python number the kernel takes for scalar input k, or a CallError."""
+        dtype = self.graph.type(self.graph.inputs[k]).dtype
+        if value is MISSING:
+            raise CallError(f"missing argument: {self.declared(k)}")
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            value = value[()]
+        kind = scalar_kind(dtype)
+        allowed = {"float": (bool, int, float, np.bool_, np.integer, np.floating),
+                   "int": (bool, int, np.bool_, np.integer), "bool": (bool, np.bool_)}[kind]
+        if not isinstance(value, allowed):
+            raise CallError(f"{self.declared(k)} expects a scalar of {dtype}, got {_describe(value)}"
+                            + ("" if kind != "int" or not isinstance(value, (float, np.floating)) else
+                               " (a float is not truncated: pass an int)"))
+        if kind == "float":
+            try:
+                return float(value)
+            except OverflowError:
+                raise CallError(f"{self.declared(k)}: {value} is too large for {dtype}") from None
+        if kind == "bool":
+            return bool(value)
+        lo, hi = INT_RANGES[dtype]
+        if not lo <= int(value) <= hi:
+            raise CallError(f"{self.declared(k)}: {value} is out of range for {dtype} [{lo}, {hi}]")
+        return int(value)
+
+    def _array(self, k, value, sizes):
+        node, param = self.graph.inputs[k], self.params[k]
+        t, declared = self.graph.type(node), self.declared(k)
         if value is MISSING:
             raise CallError(f"missing argument: {declared}")
-        if k in self.kernel.scalar_args:
-            if isinstance(value, np.ndarray) and value.ndim == 0:
-                value = value[()]
-            if not isinstance(value, (int, float, bool, np.number, np.bool_)):
-                raise CallError(f"{declared} expects a scalar, got {_describe(value)}")
-            if isinstance(value, (float, np.floating)) and not t.dtype.startswith("float"):
-                raise CallError(f"{declared} expects {t.dtype}, got a float")
-            return float(value) if t.dtype.startswith("float") else int(value)
         if not isinstance(value, np.ndarray):
             raise CallError(f"{declared} expects a numpy array, got {_describe(value)}")
-        if value.dtype != np.dtype(t.dtype):
+        if value.dtype.newbyteorder("=") != np.dtype(t.dtype):
             raise CallError(f"{declared}: got {value.dtype} where {t.dtype} is declared (shape {value.shape})")
         if value.ndim != t.ndim:
             raise CallError(f"{declared}: got rank {value.ndim} {value.dtype}{list(value.shape)}, expected rank {t.ndim}")
@@ -178,16 +224,44 @@ class SlowPath:
                                     f"{m} on axis {other_axis} of {other!r}")
             elif size != n:
                 raise CallError(f"{declared}: got shape {value.shape}, axis {axis} must be {size}")
-        if not value.flags.c_contiguous:
-            if node in self.updated:
-                raise CallError(f"{declared} is updated in place, so it must be C-contiguous")
-            value = np.ascontiguousarray(value)
-        if node in self.updated and not value.flags.writeable:
-            raise CallError(f"{declared} is updated in place, but the array is read-only")
+        problems = [what for what, bad in (("C-contiguous", not value.flags.c_contiguous),
+                                           ("aligned", not value.flags.aligned),
+                                           ("writable", not value.flags.writeable),
+                                           ("in native byte order", not value.dtype.isnative)) if bad]
+        if problems and k in self.updated:
+            raise CallError(f"{declared} is updated in place, so it must be {' and '.join(problems)} "
+                            f"(got {_describe(value)})")
+        if problems or type(value) is not np.ndarray:
+            value = np.array(value, dtype=t.dtype, order="C", subok=False)  # a copy the kernel may read
         return value
+
+    def _separate_overlaps(self, args):
+        """An update target sharing memory with another argument: a copy of the other, or a CallError
+        when both are updated (each would overwrite what the other's update reads)."""
+        for k in self.updated:
+            for j, other in enumerate(args):
+                if j == k or not isinstance(other, np.ndarray) or not np.shares_memory(args[k], other):
+                    continue
+                if j in self.updated:
+                    raise CallError(f"{self.declared(k)} and {self.declared(j)} are both updated in place but "
+                                    "share memory: pass separate arrays")
+                args[j] = other.copy()
+
+    def failed(self, error, values):
+        """After the kernel raised: an overlap it found before doing anything goes back through the
+        checks above (the kernel has not run); an error it found in the data is a RunError (the
+        caller's arrays are unchanged: no update is written before a check, see passes/memory.py)."""
+        from .codegen import OVERLAP
+        if values is not None and str(error) == OVERLAP:
+            return self(values, (), {})
+        if isinstance(error, (IndexError, ValueError)):
+            raise RunError(f"{self.graph.name}: {error}; no argument was changed") from None
+        raise error
 
 
 def _describe(value):
     if isinstance(value, np.ndarray):
-        return f"{value.dtype}{list(value.shape)}"
+        flags = [f for f, on in (("read-only", not value.flags.writeable), ("non-contiguous", not value.flags.c_contiguous),
+                                 ("unaligned", not value.flags.aligned)) if on]
+        return f"{' '.join(flags + [''])}{value.dtype}{list(value.shape)}"
     return type(value).__name__

@@ -20,7 +20,7 @@ import numpy as np
 from numba import prange
 from graphc.runtime.scalar_math import exp, log, tanh, sqrt, log1p, expm1, accumulate, parallel_chunks
 from graphc.runtime.blas import matmul_into
-from graphc.runtime.arrays import empty, contiguous
+from graphc.runtime.arrays import empty, contiguous, overlaps
 """
 # A flat loop runs in parallel (chunks over threads, see scalar_math.parallel_chunks) when it has at
 # least this many elements known at compile time, or when its whole size is given at call time (the
@@ -115,7 +115,10 @@ class Context:
         return [f"{name} = empty({self.shape(node)}, np.{self.type(node).dtype})", f"{name}[:] = {value}"]
 
     def index_error(self, node, ind, condition, detail):
-        """Kernel lines raising IndexError, naming the op and the user's line, when `condition` holds."""
+        """Kernel lines raising IndexError, naming the op and the user's line, when `condition` holds.
+        Only ops declaring OpDef.checks may raise: memory planning relies on it (no caller array is
+        written before such an op)."""
+        assert OPS[self.graph.op(node)].checks, f"{self.graph.op(node)} raises at run time: declare OpDef.checks"
         message = f"{self.graph.op(node)}: {detail} (at {self.graph[node].get('loc') or '?'})"
         return [f"{ind}if {condition}:", f"{ind}    raise IndexError({message!r})"]
 
@@ -156,6 +159,9 @@ class Context:
         shape = self.type(operand).shape
         idx = [("0" if (s == 1 and not isinstance(s, Dim) and space_shape[lead + k] != 1) else names[lead + k])
                for k, s in enumerate(shape)]
+        for k, s in enumerate(shape):  # the binder checks the loop's sizes only: an operand must have them
+            assert idx[k] == "0" or same_shape((s,), (space_shape[lead + k],)), \
+                f"%{operand} axis {k} ({s}) is read over a loop of size {space_shape[lead + k]}"
         return f"{self.var(operand)}[{', '.join(idx)}]"
 
     def fused(self, node, steps):
@@ -332,6 +338,56 @@ def _may_alias_caller(op):
     return op == "input" or OPS[op].view
 
 
+def comment(text):
+    """A one-line comment: user strings (names, file paths) reach it, so nothing may end the line."""
+    return "# " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def overlap_checks(graph, arg_nodes):
+    """Kernel lines, before anything else, that stop a call whose update target shares memory with
+    another argument (the binder then copies the other argument, or refuses two such targets): a loop
+    writing the target would change what it still reads."""
+    targets = [arg_nodes.index(t) for t, _ in graph.updates]
+    arrays = [k for k, n in enumerate(graph.inputs) if graph.type(n).ndim > 0 or n in dict(graph.updates)]
+    pairs = [(t, a) for t in targets for a in arrays if a != t and not (a in targets and a < t)]
+    if not pairs:
+        return []
+    condition = " or ".join(f"overlaps(a{t}, a{a})" for t, a in pairs)
+    return [f"if {condition}:", f"    raise ValueError({OVERLAP!r})"]
+
+
+OVERLAP = "graphc: an update target overlaps another argument"
+
+
+def update_lines(ctx, graph, arg_nodes):
+    """The updates, written into the caller's arrays after every result is computed, simultaneously:
+    a value that may read a target's memory (the input itself, or a view of it) is copied first, so
+    every update reads the values from before the call ({a: b, b: a} swaps)."""
+    targets = {t for t, _ in graph.updates}
+    lines, writes = ["# updates, written into the caller's arrays once every result is computed"], []
+    for j, (target, value) in enumerate(graph.updates):
+        k = arg_nodes.index(target)
+        if value == target:
+            continue  # {x: x} leaves x as it is
+        if graph.type(target).ndim == 0:
+            lines.append(f"new{j} = v{value}" if graph.type(value).ndim == 0 else f"new{j} = v{value}[()]")
+            writes.append(f"a{k}[()] = new{j}")
+        elif graph[value].get("reuses") == target:
+            lines.append(f"# a{k} already holds %{value}: the plan wrote it in place")
+        else:
+            source = f"v{value}.copy()" if _caller_root(graph, value) in targets else ctx.contiguous(value)
+            lines.append(f"new{j} = {source}.reshape(-1)")
+            writes += [f"dst = a{k}.reshape(-1)", "for i in range(dst.size):", f"    dst[i] = new{j}[i]"]
+    return lines + writes
+
+
+def _caller_root(graph, node):
+    """The input whose memory node's array may be (through views), or None."""
+    while OPS[graph.op(node)].view:
+        node = graph.args(node)[0]
+    return node if graph.op(node) == "input" else None
+
+
 def generate(graph, name="kernel"):
     """The kernel module for a final graph."""
     ctx = Context(graph)
@@ -352,7 +408,8 @@ def generate(graph, name="kernel"):
                 ctx.size_vars[size] = f"n{len(ctx.size_vars)}"
                 ctx.size_lines.append(f"{ctx.size_vars[size]} = a{k}.shape[{axis}]")
                 read_from[size] = f"{graph.attrs(node)['name']}.shape[{axis}]"
-    ctx.size_lines += size_checks(ctx, graph, read_from)
+    ctx.size_lines += size_checks(ctx, graph, read_from)  # (which may add size lines of its own)
+    ctx.size_lines[:0] = overlap_checks(graph, arg_nodes)
     body = []
     for k, node in enumerate(arg_nodes):
         read = f"a{k}[()]" if graph.type(node).ndim == 0 and k not in scalar_args else f"a{k}"
@@ -367,7 +424,7 @@ def generate(graph, name="kernel"):
         opdef = OPS[graph.op(node)]
         text = _node_text(graph, node, ctx.names, lambda v: ctx.size(v) if isinstance(v, Dim) else str(v)).strip()
         where = _comment(graph, node)
-        body.append(f"# {text}" + (f"  ({where})" if where else ""))
+        body.append(comment(text + (f"  ({where})" if where else "")))
         body.extend(opdef.emit(ctx, node) if opdef.emit else single_step_lines(ctx, node))
     planned = {n for n in live if "reuses" in graph[n]}
     assert ctx.reused == planned, f"the memory plan's reuse of {sorted(planned - ctx.reused)} was not honoured"
@@ -376,17 +433,8 @@ def generate(graph, name="kernel"):
         aliased = _may_alias_caller(graph.op(out)) and graph.type(out).ndim > 0
         results.append(f"v{out}.copy()" if aliased else f"v{out}")
     if graph.updates:
-        body.append("# updates, written into the caller's arrays once every result is computed")
         body.append(f"results = ({', '.join(results)}{',' if results else ''})")
-        for target, value in graph.updates:
-            k = arg_nodes.index(target)
-            if graph.type(target).ndim == 0:
-                body.append(f"a{k}[()] = v{value}")
-            elif graph[value].get("reuses") == target:
-                body.append(f"# a{k} already holds %{value}: the plan wrote it in place")
-            else:
-                body += [f"dst = a{k}.reshape(-1)", f"src = {ctx.contiguous(value)}.reshape(-1)",
-                         "for i in range(dst.size):", "    dst[i] = src[i]"]
+        body += update_lines(ctx, graph, arg_nodes)
         body.append("return results")
     else:
         body.append(f"return ({', '.join(results)}{',' if results else ''})")

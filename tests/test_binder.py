@@ -31,7 +31,7 @@ def test_scalars_accept_python_and_numpy_numbers(lecture):
 def test_int_input_rejects_a_float_instead_of_truncating(counted):
     v = np.ones(3, np.float32)
     assert float(counted(2, v)) == 6.0
-    with pytest.raises(gc.CallError, match="expects int64"):
+    with pytest.raises(gc.CallError, match="expects a scalar of int64"):
         counted(2.5, v)
 
 

@@ -65,7 +65,7 @@ def _emit_cross_entropy(ctx, node):
 
 
 register(OpDef("softmax_cross_entropy", _cross_entropy_infer, _cross_entropy_numpy,
-               vjp=_cross_entropy_vjp, emit=_emit_cross_entropy, cost=16))
+               vjp=_cross_entropy_vjp, emit=_emit_cross_entropy, cost=16, checks=True))
 
 
 # fused

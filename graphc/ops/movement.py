@@ -246,7 +246,7 @@ def _take_vjp(g, out, x, idx, axis):
     return (F.apply("scatter_add_along_axis", g, idx, axis=axis % x.ndim, shape=x.shape), None)
 
 
-register(OpDef("take_along_axis", _take_infer, _take_numpy, vjp=_take_vjp, emit=_emit_take, fresh=True,
+register(OpDef("take_along_axis", _take_infer, _take_numpy, vjp=_take_vjp, emit=_emit_take, fresh=True, checks=True,
                receives=True, numpy_exact=True))
 
 
@@ -286,7 +286,7 @@ def _emit_scatter(ctx, node):
 
 register(OpDef("scatter_add_along_axis", _scatter_infer, _scatter_numpy,
                vjp=lambda gg, out, g, idx, axis, shape: (F.take_along_axis(gg, idx, axis), None), emit=_emit_scatter,
-               fresh=True))
+               fresh=True, checks=True))
 
 
 # one_hot
@@ -432,7 +432,7 @@ def _emit_getitem(ctx, node):
 
 register(OpDef("getitem", _getitem_infer, lambda x, index: x[_as_python_index(index)],
                vjp=lambda g, out, x, index: (F.apply("index_grad", g, index=index, shape=x.shape),),
-               emit=_emit_getitem, view=True,
+               emit=_emit_getitem, view=True, checks=True,
                format_attrs=lambda attrs, dim_text: _index_text(attrs["index"], dim_text), numpy_exact=True))
 
 
@@ -456,6 +456,6 @@ def _emit_index_grad(ctx, node):
 
 register(OpDef("index_grad", _index_grad_infer, _index_grad_numpy,
                vjp=lambda gg, out, g, index, shape: (F.apply("getitem", gg, index=index),), emit=_emit_index_grad,
-               fresh=True,
+               fresh=True, checks=True,
                format_attrs=lambda attrs, dim_text: f"{_index_text(attrs['index'], dim_text)} of ({','.join(dim_text(s) for s in attrs['shape'])})",
                numpy_exact=True))

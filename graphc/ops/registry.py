@@ -28,6 +28,9 @@ class OpDef:
     threaded: its kernel code runs on threads of its own (BLAS): the kernel's other loops stay serial,
         as Numba's parallel threads and BLAS's compete for the cores (W5: 1.6 ms a call became 16 ms).
     commutative: the two operands may be swapped (canonicalization, CSE and rewrite patterns use it).
+    checks: its kernel code checks values at run time and may raise (an index out of range):
+        memory planning writes no update into a caller's array before it, so a call that raises
+        leaves the caller's arrays as they were (ctx.index_error refuses an op without it).
     numpy_exact: the NumPy reference gives the kernel's bits for every input (IEEE-exact arithmetic,
         comparisons, data movement), so constant folding may evaluate it at compile time.
     """
@@ -48,6 +51,7 @@ class OpDef:
     commutative: bool = False
     numpy_exact: bool = False
     threaded: bool = False
+    checks: bool = False
 
     def __post_init__(self):
         if self.format_attrs is None:
