@@ -25,10 +25,10 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
     config = cache.compile_config(disable, graph.options)
     text = cache.canonical_text(graph)
     key = cache.make_key(text, config)
-    artifact = cache.load_artifact(key)
+    artifact, problem = cache.load_artifact(key)
     if artifact is None:
         structure = cache.shape_key(text, config)
-        status = {"status": "miss", "reason": cache.miss_reason(structure, graph)}
+        status = {"status": "miss", "reason": problem or cache.miss_reason(structure, graph)}
         result = _run_passes(graph, disable, verify)
         final, kernel = result.graph, _generate(result.graph)
         _store(cache, key, structure, graph, final, kernel, status)
@@ -58,10 +58,11 @@ def _store(cache, key, structure, graph, final, kernel, status):
     import logging
     if status["reason"] != cache.FIRST_COMPILE:
         logging.getLogger("graphc").warning("recompiling %s: %s", graph.name, status["reason"])
+    from graphc.serialize import SerializeError
     try:
         cache.store_artifact(key, {"graph": final, "kernel": kernel})
         cache.remember_types(structure, graph)
-    except (OSError, TypeError, AttributeError) as error:  # an unpicklable attribute: run uncached
+    except SerializeError as error:  # an attribute the entry's schema has no form for: run uncached
         status["reason"] += f" (not cached: {error})"
 
 

@@ -15,11 +15,22 @@ from Numba's cache.
     python -m graphc.runtime.aot   # build every queued kernel (what the background process runs)
 
 GRAPHC_AOT=0 turns the background builds off.
+
+The builder records the module's sha256 in the kernel's cache entry; a module is loaded only when its
+bytes match (a truncated one would crash the process when mapped: SIGBUS). One builder per folder:
+it holds an flock on `graphc_aot_builder.lock` (released by the kernel when the builder dies, so a
+killed builder leaves no stale lock) and names itself by process id, start time and command
+line (in `graphc_aot_builder.lock.holder`), so a process that merely reuses its id is never reniced
+nor waited for. A builder killed
+mid-build leaves its temporary folder (.aot-*), which the next builder removes; its kernel stays
+queued and is built next.
 """
 import atexit
+import fcntl
 import glob
 import importlib.machinery
 import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -28,15 +39,12 @@ import time
 
 from . import cache
 
-STALE_LOCK_SECONDS = 600
+BUILDER_LOCK = "graphc_aot_builder.lock"
+STALE_TEMP_SECONDS = 600  # a write_atomic temporary file this old belongs to a killed process
 
 
 def module_name(key):
     return f"graphc_aot_{key}"
-
-
-def built_path(key):
-    return extension_file(cache.cache_dir(), module_name(key))
 
 
 def extension_file(folder, name):
@@ -51,13 +59,14 @@ def extension_file(folder, name):
 
 
 def load(key, entry):
-    """The kernel's entry point from its ahead-of-time module, or None when there is none (yet)."""
-    target = built_path(key)
-    if target is None:
-        return None
+    """The kernel's entry point from its ahead-of-time module, or None when there is none (yet) or its
+    bytes don't match the digest its build recorded in the cache entry (it is then built again)."""
     name = module_name(key)
     module = sys.modules.get(name)
     if module is None:
+        target = _verified_module(key)
+        if target is None:
+            return None
         try:
             loader = importlib.machinery.ExtensionFileLoader(name, target)
             spec = importlib.util.spec_from_file_location(name, target, loader=loader)
@@ -67,6 +76,27 @@ def load(key, entry):
             return None
         sys.modules[name] = module
     return getattr(module, entry, None)
+
+
+def _verified_module(key):
+    """The module's path when the entry records it and its bytes match the recorded sha256."""
+    record = cache.recorded(key, "aot")
+    suffixes = [module_name(key) + suffix for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+    if not isinstance(record, dict) or record.get("file") not in suffixes:
+        return None
+    target = os.path.join(cache.cache_dir(), record["file"])
+    try:
+        data = cache.read_trusted(target)
+    except FileNotFoundError:
+        return None
+    except (OSError, cache.Untrusted) as error:
+        cache.log.warning("graphc: not loading the ahead-of-time module %s: %s", target, error)
+        return None
+    if cache.sha256(data) != record.get("sha256"):
+        cache.log.warning("graphc: not loading the ahead-of-time module %s: its bytes differ from the build's "
+                          "recorded digest (it is built again)", target)
+        return None
+    return target
 
 
 def preload_blas():
@@ -92,14 +122,11 @@ def preload_blas():
 
 
 def enabled():
-    return os.environ.get("GRAPHC_AOT", "1") != "0"
+    return os.environ.get("GRAPHC_AOT", "1") != "0" and cache.persistent()
 
 
 def pending_path(key):
     return cache.path(key, ".building")
-
-
-BUILDER_LOCK = "graphc_aot_builder.lock"
 
 
 def lock_path():
@@ -107,6 +134,7 @@ def lock_path():
 
 
 _start_at_exit = False
+_children = []  # builders this process started: reaped, never left as zombies
 
 
 def build_in_background(key):
@@ -114,12 +142,14 @@ def build_in_background(key):
     builds every queued kernel, one at a time). A kernel queued by a process that never started its
     builder (it was killed) is built after this one exits."""
     global _start_at_exit
-    if built_path(key) or not enabled():
+    if not enabled():
         return False
     try:
-        os.close(os.open(pending_path(key), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        os.close(os.open(pending_path(key), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
         pass
+    except OSError:
+        return False
     if not _start_at_exit:
         _start_at_exit = True
         atexit.register(start_builder)
@@ -127,16 +157,32 @@ def build_in_background(key):
 
 
 def start_builder():
-    """Start a builder process for the queued kernels unless one runs in the folder."""
-    if not _queued() or not _claim_builder():
+    """Start a builder process for the queued kernels unless one runs in the folder. The builder inherits
+    the claimed lock (an flock, held until it exits); a spawn that fails is one logged line."""
+    _reap()
+    if not enabled() or not _queued():
         return
-    import subprocess  # here, not at the top: a warm start never starts a builder
-    with open(os.path.join(cache.cache_dir(), "graphc_aot_builder.log"), "ab") as log:
-        env = dict(os.environ, GRAPHC_CACHE_DIR=cache.cache_dir())
-        builder = subprocess.Popen([sys.executable, "-m", "graphc.runtime.aot"], stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    _lower_priority(builder.pid)
-    _write_lock(builder.pid)
+    lock = _claim_builder()
+    if lock is None:
+        return
+    try:
+        import subprocess  # here, not at the top: a warm start never starts a builder
+        with open(os.path.join(cache.cache_dir(), "graphc_aot_builder.log"), "ab") as log:
+            env = dict(os.environ, GRAPHC_CACHE_DIR=cache.cache_dir())
+            builder = subprocess.Popen([sys.executable, "-m", "graphc.runtime.aot", "--lock-fd", str(lock)],
+                                       stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                       start_new_session=True, pass_fds=(lock,))
+    except (OSError, ValueError, subprocess.SubprocessError) as error:
+        cache.log.warning("graphc: could not start the ahead-of-time builder: %s: %s", type(error).__name__, error)
+        return
+    finally:
+        os.close(lock)  # the builder holds the lock now (or nobody does)
+    _children.append(builder)
+    _lower_priority(builder.pid)  # our own child, not yet reaped: its pid can't name another process
+
+
+def _reap():
+    _children[:] = [child for child in _children if child.poll() is None]
 
 
 def _lower_priority(pid):
@@ -160,67 +206,97 @@ def _normal_priority(pid):
         pass
 
 
+# ---- the builder lock and the builder's identity ------------------------------------------------------
+
 def _claim_builder():
-    """True when no live builder holds the folder's lock (a stale lock, older than ten minutes, is broken).
-    The lock names the builder's process id (this one until start_builder names its child)."""
-    lock = lock_path()
+    """The lock's file descriptor, flocked, when no builder holds it (else None). Holding it means no
+    builder runs, so what a killed builder left behind is removed now."""
     try:
-        if time.time() - os.path.getmtime(lock) > STALE_LOCK_SECONDS:
-            os.unlink(lock)
+        fd = os.open(lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:
-        pass
+        return None
     try:
-        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return False
-    _write_lock(os.getpid())
-    return True
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    _remove_leftovers()
+    return fd
 
 
-def _write_lock(pid):
+def _remove_leftovers():
+    folder = cache.cache_dir()
+    for temp in glob.glob(os.path.join(folder, ".aot-*")):
+        shutil.rmtree(temp, ignore_errors=True)
+    for temp in glob.glob(os.path.join(folder, ".tmp-*")):
+        try:
+            if time.time() - os.path.getmtime(temp) > STALE_TEMP_SECONDS:
+                os.unlink(temp)
+        except OSError:
+            pass
+
+
+def identity(pid):
+    """What tells a process from a later one with the same id: its start time (in clock ticks after boot)
+    and command line, from /proc; None when it is gone, a zombie, or /proc is not there."""
     try:
-        with open(lock_path(), "w") as f:
-            f.write(str(pid))
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().decode(errors="replace")
+    except (OSError, IndexError):
+        return None
+    if fields[0] == b"Z" or not cmdline:
+        return None
+    return {"pid": pid, "start": int(fields[19]), "cmdline": cmdline}
+
+
+def _name_holder(pid):
+    """Write the builder's identity into the lock file (which the builder's flock guards)."""
+    named = identity(pid)
+    if named is None:
+        return
+    try:
+        cache.write_atomic(lock_path() + ".holder", json.dumps(named).encode())
     except OSError:
         pass
+
+
+def _running_builder():
+    """The pid of the builder the lock names, when that very process still runs (else None)."""
+    try:
+        with open(lock_path() + ".holder") as f:
+            named = json.load(f)
+        pid = named["pid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid if isinstance(pid, int) and identity(pid) == named else None
 
 
 def wait_for_builds(timeout=300.0):
     """Start the queued builds now and block until none is queued or running in the cache folder, and
     the builder process has ended: its exit (Python's teardown with Numba loaded, ~0.3 s) would still
     take CPU from whatever runs next (benchmarks and tests use this). While waited for, the builder
-    runs at normal priority."""
+    runs at normal priority. Only a process whose identity the lock records is reniced or waited for."""
     start_builder()
     deadline = time.time() + timeout
-    folder = cache.cache_dir()
-    lock, builder = lock_path(), None
-    while (glob.glob(os.path.join(folder, "*.building")) or os.path.exists(lock)) and time.time() < deadline:
-        try:
-            with open(lock) as f:
-                named = int(f.read())  # empty for a moment after the lock's creation: ValueError
-            if named != builder and named != os.getpid():
-                builder = named
-                _normal_priority(builder)
-        except (OSError, ValueError):
-            pass
+    raised = None
+    while time.time() < deadline:
+        builder = _running_builder()
+        if builder is None and not _queued():
+            break
+        if builder is None:
+            start_builder()  # queued by a builder's last moments, or by a killed one
+        elif builder != raised:
+            raised = builder
+            _normal_priority(builder)
         time.sleep(0.05)
-    while builder not in (None, os.getpid()) and not _ended(builder) and time.time() < deadline:
-        time.sleep(0.01)
-
-
-def _ended(pid):
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0]:
-            return True  # our child, reaped now
-    except ChildProcessError:
-        pass  # another process's child: signal 0 only tests that it exists
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        pass
-    return False
+    for child in _children:
+        try:
+            child.wait(max(0.0, deadline - time.time()))
+        except Exception:  # noqa: BLE001  subprocess.TimeoutExpired: left running, reaped later
+            pass
+    _reap()
 
 
 def _numpy_error_model_flags():
@@ -235,16 +311,17 @@ def _numpy_error_model_flags():
 
 
 def build(key):
-    """Compile the cached kernel `key` into its extension module (atomically renamed into place)."""
+    """Compile the cached kernel `key` into its extension module (atomically renamed into place) and
+    record the module's sha256 in the kernel's entry."""
     import llvmlite.binding as llvm
     import numba
     import numba.pycc.compiler
     from numba.pycc import CC
 
     from .compile import argument_types
-    artifact = cache.load_artifact(key)
+    artifact, problem = cache.load_artifact(key)
     if artifact is None:
-        raise SystemExit(f"no cached kernel {key}")
+        raise SystemExit(f"no usable cached kernel {key}: {problem or 'no entry'}")
     graph, kernel = artifact["graph"], artifact["kernel"]
     function = getattr(cache.load_module(key, kernel.source), kernel.name)
     dispatcher = numba.njit(argument_types(graph, kernel), cache=True, error_model="numpy")(function)
@@ -257,27 +334,40 @@ def build(key):
         cc.target_cpu = llvm.get_host_cpu_name()
         cc.export(kernel.name, signature)(function)
         cc.compile()
+        with open(os.path.join(folder, cc.output_file), "rb") as f:
+            digest = cache.sha256(f.read())
         os.replace(os.path.join(folder, cc.output_file), os.path.join(cache.cache_dir(), cc.output_file))
+        cache.record_module(key, "aot", {"file": cc.output_file, "sha256": digest})
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def main():
-    """The builder: build queued kernels one at a time; after releasing the lock, look once more, so a
-    kernel queued while the lock was being released is not left behind. Its priority is set by the
-    process that starts it (start_builder) and raised by one that waits for it (wait_for_builds)."""
+def main(argv):
+    """The builder: build queued kernels one at a time, holding the lock it was given (or claims, when run
+    by hand). After releasing it, look once more, so a kernel queued meanwhile is not left behind."""
+    lock = int(argv[argv.index("--lock-fd") + 1]) if "--lock-fd" in argv else _claim_builder()
+    if lock is None:
+        print("another builder runs in this folder", flush=True)
+        return
+    _name_holder(os.getpid())
     while True:
-        try:
-            while _build_next():
-                pass
-        finally:
-            os.unlink(lock_path())
-        if not _queued() or not _claim_builder():
+        while _build_next():
+            pass
+        os.close(lock)  # releases the flock
+        lock = _claim_builder() if _queued() else None
+        if lock is None:
             return
 
 
 def _queued():
-    return sorted(glob.glob(os.path.join(cache.cache_dir(), "graphc_*.building")), key=os.path.getmtime)
+    return sorted(glob.glob(os.path.join(cache.cache_dir(), "graphc_*.building")), key=_mtime)
+
+
+def _mtime(target):
+    try:
+        return os.path.getmtime(target)
+    except OSError:
+        return 0.0
 
 
 def _build_next():
@@ -289,12 +379,15 @@ def _build_next():
     try:
         build(key)
         print(f"built {module_name(key)} in {time.time() - start:.1f} s", flush=True)
-    except Exception as error:  # noqa: BLE001  a kernel that can't be built stays JIT-only
+    except (Exception, SystemExit) as error:  # noqa: BLE001  a kernel that can't be built stays JIT-only
         print(f"could not build {module_name(key)}: {type(error).__name__}: {error}", flush=True)
     finally:
-        os.unlink(queued[0])
+        try:
+            os.unlink(queued[0])
+        except OSError:
+            pass
     return True
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -6,33 +6,141 @@ kernel's messages name the caller's lines) plus the bytes of its array constants
 passes and the options; a digest of graphc's own source files (so an edited graphc, its pass
 pipeline included, never reads a stale entry); Numba's, NumPy's and Python's versions; the CPU (model and flags).
 
-Per key the folder holds `graphc_<key>.py` (the kernel source; Numba's own cache of the compiled
-kernel sits beside it in __pycache__), `graphc_<key>.pkl` (the optimized graph and the kernel
-description) and, for serial kernels, `graphc_<key>.<ext>` (the kernel compiled ahead of time, see
-runtime/aot.py). `graphc_<shape-key>.last` remembers the input types a graph structure was last
-compiled for, so a miss can say why ("input x changed float32 -> float64"). Every write is atomic
-(a temporary file renamed into place). GRAPHC_CACHE_DIR moves the folder (default ~/.cache/graphc).
+Per key the folder holds `graphc_<key>.json`, the entry: plain data (graphc/serialize.py), never
+pickle, so reading it runs no code. It carries its full key, the optimized graph, the kernel
+description and the sha256 of every module it loads: `graphc_<key>.py` (the kernel source; Numba's
+own cache of the compiled kernel sits beside it in __pycache__) and, for serial kernels, the
+ahead-of-time module `graphc_aot_<key>.<ext>` (runtime/aot.py records its digest when it is built).
+A module is loaded only when its bytes match the entry. `graphc_<shape-key>.last` remembers the input
+types a graph structure was last compiled for, so a miss can say why ("input x changed float32 ->
+float64"). Every write is atomic (a temporary file renamed into place).
+
+Trust: the folder (GRAPHC_CACHE_DIR, default ~/.cache/graphc) is created private (0700). A folder or
+file owned by another user or writable by group or others is refused with one warning naming it: an
+unusable folder (refused, read-only, missing, a file) makes the process compile uncached, into a
+private temporary folder; a refused, damaged or foreign entry is a miss (its reason logged on the
+"graphc" logger) whose rebuild replaces it.
 """
+import atexit
 import functools
 import hashlib
 import importlib.metadata
+import io
+import json
+import logging
 import os
-import pickle
+import pickletools
 import platform
 import re
+import shutil
+import stat
 import sys
 import tempfile
+import types
 
 import numpy as np
 
-FORMAT = 2  # bump when the artifact layout changes
+FORMAT = 3  # bump when the entry layout changes
+log = logging.getLogger("graphc")
+
+
+# ---- the folder, and whether it can be trusted -------------------------------------------------------
+
+def configured_dir():
+    return os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "graphc")
 
 
 def cache_dir():
-    path = os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "graphc")
-    os.makedirs(path, exist_ok=True)
-    return path
+    """The configured folder when it is usable, else this process's private temporary folder (uncached)."""
+    folder = configured_dir()
+    if folder in _refused:
+        return _private_folder()
+    problem = folder_problem(folder, create=True)
+    if problem:
+        refuse_folder(folder, problem)
+        return _private_folder()
+    return folder
 
+
+def persistent():
+    """Whether compiles are cached (the configured folder is in use)."""
+    return cache_dir() == configured_dir()
+
+
+_refused = set()
+_warned = set()
+
+
+def refuse_folder(folder, problem):
+    """Compile uncached for the rest of the process; one warning per folder."""
+    _refused.add(folder)
+    warn_once(folder, f"graphc: not using the cache folder {folder}: {problem}; compiling uncached")
+
+
+def warn_once(what, message):
+    if what not in _warned:
+        _warned.add(what)
+        log.warning(message)
+
+
+def folder_problem(folder, create=False):
+    """Why `folder` can't hold the cache (None when it can): created private (0700) when absent; it and its
+    __pycache__ (Numba's cache) must be folders of this user, not writable by group or others, writable by us."""
+    try:
+        if create and not os.path.lexists(folder):
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.lstat(folder)
+    except OSError as error:
+        return f"{type(error).__name__}: {error.strerror or error}"
+    problem = _owner_problem(info, "folder") or (None if stat.S_ISDIR(info.st_mode) else "it is not a folder")
+    if problem is None and not os.access(folder, os.W_OK | os.X_OK):
+        problem = "it is read-only"
+    numba_folder = os.path.join(folder, "__pycache__")
+    if problem is None and os.path.lexists(numba_folder):
+        inner = _owner_problem(os.lstat(numba_folder), "folder")
+        problem = inner and f"{numba_folder} {inner}"
+    return problem
+
+
+def _owner_problem(info, what):
+    """Why a file or folder with this stat may have been written by someone else (None when it can't)."""
+    if info.st_uid != os.getuid():
+        return f"the {what} is owned by user {info.st_uid}, not by you ({os.getuid()})"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"the {what} is writable by group or others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+_fallback = []
+
+
+def _private_folder():
+    if not _fallback:
+        _fallback.append(tempfile.mkdtemp(prefix="graphc-uncached-"))
+        atexit.register(shutil.rmtree, _fallback[0], True)
+    return _fallback[0]
+
+
+class Untrusted(Exception):
+    """A cache file that may have been written by someone else: not read."""
+
+
+def read_trusted(target):
+    """The bytes of a regular file of this user that group and others can't write; Untrusted otherwise
+    (checked on the open file, so a file swapped in after the check is not read)."""
+    with open(target, "rb") as f:
+        info = os.fstat(f.fileno())
+        problem = _owner_problem(info, "file") or (None if stat.S_ISREG(info.st_mode) else "not a regular file")
+        if problem:
+            raise Untrusted(f"{target}: {problem}")
+        return f.read()
+
+
+def sha256(data):
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+# ---- the key -----------------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=None)
 def source_digest():
@@ -92,8 +200,8 @@ def compile_config(disable, options):
 
 
 def make_key(*parts):
-    text = "\n".join(map(str, parts + (environment(),)))
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+    """The full sha256 (hex): file names carry all of it and so does the entry, which is checked against it."""
+    return sha256("\n".join(map(str, parts + (environment(),))))
 
 
 def path(key, suffix):
@@ -101,7 +209,7 @@ def path(key, suffix):
 
 
 def write_atomic(target, data):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-")  # mode 0600
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -112,42 +220,205 @@ def write_atomic(target, data):
         raise
 
 
-def load_artifact(key):
+def write_or_refuse(target, data):
+    """Write a cache file; a folder that can't be written is refused (the process then runs uncached)."""
     try:
-        with open(path(key, ".pkl"), "rb") as f:
-            return pickle.load(f)
-    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError):
-        return None
+        write_atomic(target, data)
+        return True
+    except OSError as error:
+        refuse_folder(os.path.dirname(target), f"can't write {os.path.basename(target)}: {error.strerror or error}")
+        return False
+
+
+# ---- entries -----------------------------------------------------------------------------------------
+
+_entries = {}  # key -> the entry (plain data) read or written by this process: aot.py reads its digests
+
+
+class BadEntry(Exception):
+    """An entry that can't be used: the miss's reason."""
+
+
+def load_artifact(key):
+    """(artifact, None) on a hit; (None, why) when the entry is unusable (why says so); (None, None) when
+    there is none. The artifact holds "graph" (the optimized Graph) and "kernel" (codegen's Kernel)."""
+    if not persistent():
+        return None, None
+    target = path(key, ".json")
+    try:
+        entry = _parse_entry(key, read_trusted(target))
+        artifact = {"graph": _graph_from(entry), "kernel": _kernel_from(entry)}
+    except (TypeError, AttributeError, KeyError) as error:  # a field of the wrong kind
+        return None, f"the cache entry was unusable (malformed: {type(error).__name__})"
+    except FileNotFoundError:
+        return None, None
+    except Untrusted as error:
+        warn_once(target, f"graphc: not loading {error}")
+        return None, f"the cache entry was refused ({error})"
+    except (OSError, BadEntry) as error:
+        return None, f"the cache entry was unusable ({error})"
+    _entries[key] = entry
+    return artifact, None
+
+
+def _parse_entry(key, data):
+    try:
+        entry = json.loads(data)
+    except (ValueError, RecursionError, MemoryError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise BadEntry(f"not JSON: {type(error).__name__}") from None
+    if not isinstance(entry, dict) or entry.get("format") != FORMAT:
+        raise BadEntry(f"format {entry.get('format') if isinstance(entry, dict) else '?'!r}, this graphc writes {FORMAT}")
+    if entry.get("key") != key:
+        raise BadEntry(f"it belongs to another graph (key {str(entry.get('key'))[:24]}...)")
+    return entry
+
+
+def _graph_from(entry):
+    from graphc.serialize import SerializeError, graph_from_json
+    try:
+        return graph_from_json(entry.get("graph"))
+    except SerializeError as error:
+        raise BadEntry(f"graph: {error}") from None
+
+
+def _kernel_from(entry):
+    from .codegen import Kernel
+    data = entry.get("kernel")
+    try:
+        source, name, arg_nodes, scalar_args = data["source"], data["name"], data["arg_nodes"], data["scalar_args"]
+        ok = (isinstance(source, str) and isinstance(name, str) and name.isidentifier()
+              and all(type(n) is int for n in arg_nodes) and all(type(k) is int for k in scalar_args))
+    except (TypeError, KeyError):
+        ok = False
+    if not ok:
+        raise BadEntry("the kernel description is malformed")
+    if sha256(source) != entry.get("modules", {}).get("source"):
+        raise BadEntry("the kernel source does not match its recorded digest")
+    return Kernel(source, name, list(arg_nodes), set(scalar_args))
 
 
 def store_artifact(key, artifact):
-    write_atomic(path(key, ".pkl"), pickle.dumps(artifact, protocol=pickle.HIGHEST_PROTOCOL))
+    """Write the entry for `key` (raises graphc.serialize.SerializeError for a graph the schema can't hold)."""
+    from graphc.serialize import graph_to_json
+    kernel = artifact["kernel"]
+    entry = {"format": FORMAT, "key": key, "graph": graph_to_json(artifact["graph"]),
+             "kernel": {"source": kernel.source, "name": kernel.name, "arg_nodes": list(kernel.arg_nodes),
+                        "scalar_args": sorted(kernel.scalar_args)},
+             "modules": {"source": sha256(kernel.source)}}
+    _entries[key] = entry
+    if persistent():
+        write_or_refuse(path(key, ".json"), json.dumps(entry).encode())
 
+
+def recorded(key, module):
+    """The digest record of `module` ("source", or "aot": {"file", "sha256"}) in the entry this process
+    read or wrote for `key`, or None."""
+    return _entries.get(key, {}).get("modules", {}).get(module)
+
+
+def record_module(key, module, record):
+    """Add a module's digest record to the entry on disk (the ahead-of-time builder does, once built)."""
+    target = path(key, ".json")
+    entry = _parse_entry(key, read_trusted(target))
+    entry.setdefault("modules", {})[module] = record
+    write_atomic(target, json.dumps(entry).encode())
+    _entries[key] = entry
+
+
+# ---- the kernel module -------------------------------------------------------------------------------
 
 def write_module(key, source):
-    """The kernel source as an importable module file (rewritten only when its text differs)."""
+    """The kernel source as a module file (rewritten when its bytes differ from the source or it may be
+    someone else's): Numba's cache is keyed by this file, and users read it."""
     target = path(key, ".py")
     try:
-        with open(target) as f:
-            if f.read() == source:
-                return target
-    except OSError:
+        if read_trusted(target) == source.encode():
+            return target
+    except (OSError, Untrusted):
         pass
-    write_atomic(target, source.encode())
+    if not write_or_refuse(target, source.encode()):
+        target = path(key, ".py")  # the folder was refused: into the private one
+        write_atomic(target, source.encode())
     return target
 
 
 def load_module(key, source):
-    """Import the kernel module for `key` (written first when absent), once per process."""
-    import importlib.util
+    """The kernel module for `key`, once per process. Its code is compiled from `source` (the entry's text,
+    whose digest was checked), never from the file or a .pyc beside it; Numba's cache files for it are
+    checked first (a damaged one is removed, so Numba compiles afresh rather than failing)."""
     name = f"graphc_kernel_{key}"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, write_module(key, source))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    target = write_module(key, source)
+    for folder in numba_cache_folders(target):
+        discard_bad_numba_files(folder, f"graphc_{key}.")
+    module = types.ModuleType(name)
+    module.__file__ = target
+    exec(compile(source, target, "exec"), module.__dict__)  # noqa: S102  the entry's own, verified source
     sys.modules[name] = module
     return module
+
+
+# ---- Numba's cache files -----------------------------------------------------------------------------
+# Numba reads its index (.nbi: two pickles) and data (.nbc: one) with pickle and raises on a damaged
+# one. Before Numba sees them, the kernel's files are checked without running any of their code: each
+# stream is walked opcode by opcode and must end exactly at the file's end (a truncated or garbled file
+# fails). Files that fail, or may be someone else's, are removed, so Numba compiles afresh.
+
+def numba_cache_folders(module_file):
+    """Where Numba keeps the cache of a module's functions: NUMBA_CACHE_DIR's subfolder for it when set,
+    else __pycache__ beside the module."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        try:
+            from numba.core.caching import _CacheLocator
+            return [os.path.join(os.environ["NUMBA_CACHE_DIR"], _CacheLocator.get_suitable_cache_subpath(module_file))]
+        except (ImportError, AttributeError):
+            return []
+    return [os.path.join(os.path.dirname(module_file), "__pycache__")]
+
+
+def discard_bad_numba_files(folder, prefix):
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix)]
+    except OSError:
+        return
+    for index in (n for n in names if n.endswith(".nbi")):
+        problem = _numba_index_problem(os.path.join(folder, index), folder)
+        if problem:
+            stem = index[:-len(".nbi")]
+            log.warning("graphc: removing Numba's cache of %s: %s", stem, problem)
+            for name in names:
+                if name == index or name.startswith(stem + ".") and name.endswith(".nbc"):
+                    _unlink(os.path.join(folder, name))
+
+
+def _numba_index_problem(index, folder):
+    stem = os.path.basename(index)[:-len(".nbi")]
+    try:
+        _check_pickles(read_trusted(index), count=2)
+        for name in os.listdir(folder):
+            if name.startswith(stem + ".") and name.endswith(".nbc"):
+                _check_pickles(read_trusted(os.path.join(folder, name)), count=1)
+    except (Untrusted, OSError, ValueError) as error:
+        return f"{type(error).__name__}: {str(error)[:200]}"
+    return None
+
+
+def _check_pickles(data, count):
+    """`count` complete pickle streams filling `data`, walked without executing them (ValueError if not)."""
+    stream = io.BytesIO(data)
+    for _ in range(count):
+        for _opcode, _arg, _position in pickletools.genops(stream):
+            pass
+    if stream.tell() != len(data):
+        raise ValueError(f"{len(data) - stream.tell()} bytes after the pickled data")
+
+
+def _unlink(target):
+    try:
+        os.unlink(target)
+    except OSError:
+        pass
 
 
 # ---- why a miss happened -----------------------------------------------------------------------------
@@ -168,16 +439,28 @@ def input_types(graph):
 def miss_reason(structure, graph):
     """Why this graph (of shape_key `structure`) is not in the cache: new, or which input types changed
     since the last compile."""
-    try:
-        with open(path(structure, ".last"), "rb") as f:
-            last = pickle.load(f)
-    except (OSError, pickle.PickleError, EOFError):
+    last = _last_types(structure)
+    if last is None:
         return FIRST_COMPILE
     now = input_types(graph)
     changes = [f"input {name} changed {last[name]} -> {dtype}" for name, dtype in now.items()
-               if name in last and last[name] != dtype]
+               if last.get(name, dtype) != dtype]
     return "; ".join(changes) or "first compile with these options or this graphc/Numba version"
 
 
+def _last_types(structure):
+    """The input types recorded for this structure, or None (none, or a record that can't be read)."""
+    if not persistent():
+        return None
+    try:
+        record = json.loads(read_trusted(path(structure, ".last")))
+        types_ = record["types"] if record.get("key") == structure else None
+        return types_ if isinstance(types_, dict) and all(isinstance(v, str) for v in types_.values()) else None
+    except (OSError, Untrusted, ValueError, RecursionError, MemoryError, AttributeError, KeyError, TypeError):
+        return None
+
+
 def remember_types(structure, graph):
-    write_atomic(path(structure, ".last"), pickle.dumps(input_types(graph)))
+    if persistent():
+        record = {"format": FORMAT, "key": structure, "types": input_types(graph)}
+        write_or_refuse(path(structure, ".last"), json.dumps(record).encode())

@@ -172,11 +172,21 @@ def test_waiting_for_builds_waits_for_the_builders_exit(tmp_path, monkeypatch):
     import time
     from graphc.runtime import aot
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
-    lock = tmp_path / aot.BUILDER_LOCK
-    script = f"import os, time; time.sleep(0.3); os.unlink({str(lock)!r}); time.sleep(0.7)"
-    builder = subprocess.Popen([sys.executable, "-c", script])
-    lock.write_text(str(builder.pid))
+    script = textwrap.dedent(f"""
+        import fcntl, os, time
+        from graphc.runtime import aot
+        lock = os.open(aot.lock_path(), os.O_RDWR | os.O_CREAT)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        aot._name_holder(os.getpid())
+        time.sleep(0.3)
+        os.close(lock)
+        time.sleep(0.7)
+    """)
+    builder = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path)))
+    while aot._running_builder() != builder.pid:
+        assert builder.poll() is None
+        time.sleep(0.01)
     start = time.perf_counter()
     aot.wait_for_builds(timeout=30)
-    assert time.perf_counter() - start > 0.9 and not lock.exists()
+    assert time.perf_counter() - start > 0.9
     builder.wait()
