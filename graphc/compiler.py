@@ -5,12 +5,16 @@ from .lower import lower
 from .tensor import Tensor
 
 
-def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=False, options=None):
+def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=False, options=None, check_finite=False):
     """Compile `outputs` (a list of tensors, or one tensor) as a function of `inputs`.
 
     updates: {input: new value}: after the call, the caller's input array holds the new value.
     disable: names of passes to skip. verify: check the graph after every pass.
     options: for the passes; {"value_changing": True} enables rewrites that may change results.
+    check_finite: the kernel checks every float value it computes (fused loops step by step) and
+    raises gc.RunError naming the first node that produced a NaN or Inf (op, type, forward or
+    backward, the user's line); the caller's arrays are left as they were. Off by default (it costs
+    a pass over every intermediate; loops run serially).
     """
     from graphc.runtime import binder, cache
     from graphc.runtime.compile import constant_arrays, kernel_function
@@ -21,7 +25,7 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
     inputs = list(inputs)
     update_pairs = _check_updates(inputs, updates or {})
     graph = lower(outputs, inputs, update_pairs, name)
-    graph.options = dict(options or {})
+    graph.options = dict(options or {}, **({"check_finite": True} if check_finite else {}))
     config = cache.compile_config(disable, graph.options)
     text = cache.canonical_text(graph)
     key = cache.make_key(text, config)

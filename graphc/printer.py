@@ -67,6 +67,11 @@ def _comment(graph, node):
     return data["loc"]
 
 
+def provenance(graph, node):
+    """'forward, file:line' or 'backward, grad of op at file:line': where a node came from, for messages."""
+    return f"{graph[node].get('phase') or 'forward'}, {_comment(graph, node) or '?'}"
+
+
 def _buffer_note(graph, node):
     """Where the array comes from: %k's loop stores it, or it is %k's dead array (the memory plan)."""
     loop, donor = graph[node].get("loop"), graph[node].get("reuses")

@@ -26,6 +26,7 @@ from graphc.errors import PassError
 from graphc.ops import OPS
 from graphc.ops.fused import Body, Step, yields_reduction
 from graphc.ops.reduce import REDUCERS
+from graphc.printer import provenance
 from graphc.types import same_shape
 
 from .dce import dce
@@ -165,7 +166,7 @@ def _contract(graph, root, members, stored, index):
                 if a not in inputs:
                     inputs.append(a)
                 args.append(("in", inputs.index(a)))
-        steps.append(Step(graph.op(m), tuple(args), tuple(sorted(graph.attrs(m).items())), graph.type(m)))
+        steps.append(Step(graph.op(m), tuple(args), tuple(sorted(graph.attrs(m).items())), graph.type(m), provenance(graph, m)))
     data, body = graph[root], Body(tuple(steps))
     for a in set(data["args"]):
         graph.g.remove_edge(a, root)

@@ -16,7 +16,7 @@ def append_steps(steps, known, body, operands, inputs, saved=None):
         key = (step.op, args, step.attrs)
         if key not in known:
             known[key] = len(steps)
-            steps.append(Step(step.op, args, step.attrs, step.type))
+            steps.append(Step(step.op, args, step.attrs, step.type, step.where))
         positions.append(known[key])
     return positions
 

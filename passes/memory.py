@@ -55,14 +55,16 @@ def _updates_in_place(graph, order, owner):
     Safe when nothing reads the input (or a view of it) after the update's loop, the loop reads the
     input only at the position it writes, no view of the input escapes, the value is not also
     returned (the result would alias the caller's array), and no op that checks values at run time
-    (OpDef.checks) comes after it: a call that raises must leave the caller's arrays as they were.
+    (OpDef.checks; every op under check_finite) comes after it: a call that raises must leave the
+    caller's arrays as they were.
     """
     position = {n: i for i, n in enumerate(order)}
-    last_check = max((i for i, n in enumerate(order) if OPS[graph.op(n)].checks), default=-1)
+    checks = [i for i, n in enumerate(order) if OPS[graph.op(n)].checks or graph.options.get("check_finite")]
+    last_check = max(checks, default=-1)
     chosen = {}
     for target, value in graph.updates:
         if (graph.type(target).ndim == 0 or value in graph.outputs or owner.get(value) != value
-                or position[value] < last_check
+                or position[value] <= last_check
                 or not _in_place(graph, value) or not _receives(graph, value) or graph.type(value) != graph.type(target)):
             continue
         views = _views_of(graph, target)

@@ -254,7 +254,7 @@ class SlowPath:
         from .codegen import OVERLAP
         if values is not None and str(error) == OVERLAP:
             return self(values, (), {})
-        if isinstance(error, (IndexError, ValueError)):
+        if isinstance(error, (IndexError, ValueError, FloatingPointError)):
             raise RunError(f"{self.graph.name}: {error}; no argument was changed") from None
         raise error
 

@@ -10,9 +10,9 @@ import networkx as nx
 import numpy as np
 
 from graphc.ops import OPS
-from graphc.ops.fused import Step
+from graphc.ops.fused import Step, yields_reduction
 from graphc.ops.reduce import REDUCERS
-from graphc.printer import dim_names
+from graphc.printer import dim_names, provenance
 from graphc.types import Dim, resolve, same_shape
 
 PRELUDE = """\
@@ -55,7 +55,9 @@ class Context:
         self.layouts = {}
         self.reused = set()  # nodes whose output took a dead array, as the memory plan says
         self.done = set()    # nodes another node's loop already computed
-        self.may_use_prange = not any(OPS[graph.op(n)].threaded for n in graph.g)
+        self.check_finite = bool(graph.options.get("check_finite"))
+        # serial under check_finite too: its per-step flags are plain accumulators, not prange reductions
+        self.may_use_prange = not self.check_finite and not any(OPS[graph.op(n)].threaded for n in graph.g)
 
     # graph facts
     def args(self, node): return self.graph.args(node)
@@ -122,6 +124,10 @@ class Context:
         message = f"{self.graph.op(node)}: {detail} (at {self.graph[node].get('loc') or '?'})"
         return [f"{ind}if {condition}:", f"{ind}    raise IndexError({message!r})"]
 
+    def raise_if(self, condition, message):
+        """Lines raising FloatingPointError(message) when `condition` holds (check_finite's checks)."""
+        return [f"if {condition}:", f"    raise FloatingPointError({message!r})"]
+
     def layout(self, node):
         return self.layouts.get(node, "C")
 
@@ -180,7 +186,7 @@ def single_step_lines(ctx, node):
     """An op without kernel code of its own (elementwise ops, sum, mean, max) is a fused body of one step,
     so a lone op gets the same loop as a fused one: vectorized, parallel above the threshold."""
     step = Step(ctx.graph.op(node), tuple(("in", k) for k in range(len(ctx.args(node)))),
-                tuple(sorted(ctx.attrs(node).items())), ctx.type(node))
+                tuple(sorted(ctx.attrs(node).items())), ctx.type(node), provenance(ctx.graph, node))
     return fused_lines(ctx, node, (step,))
 
 
@@ -210,13 +216,22 @@ def fused_lines(ctx, node, steps, extras=(), output=-1):
         temps.append(f"t{node}_{j}")
         body.append(f"{ind}{temps[-1]} = {OPS[step.op].scalar(ScalarSpec(args, step.type.dtype, ctx.const))}")
     body += [f"{ind}{element(e)} = {temps[j]}" for e, j in extras]
+    checked = [(j, steps[j], t) for j, t in enumerate(temps) if ctx.check_finite and steps[j].type.dtype.startswith("float")]
+    if not space:
+        lines = [line.strip() for line in body[:-1]] + [f"{ctx.var(node)} = {body[-1].split(' = ', 1)[1]}"]
+        value = {temps[-1]: ctx.var(node)}  # the last step's value is the node's, under its name
+        return lines + [line for j, step, t in checked for line in
+                        ctx.raise_if(f"{value.get(t, t)} - {value.get(t, t)} != 0", finite_message(ctx, node, j, step))]
+    flags = [f"finite{node}_{j}" for j, _, _ in checked]  # NaN once any element of step j was NaN or Inf
+    setup = setup + [f"{flag} = 0.0" for flag in flags]
+    body += [f"{ind}{flag} = accumulate({flag}, np.float64({t} - {t}))" for flag, (_, _, t) in zip(flags, checked)]
+    after = [line for flag, (j, step, _) in zip(flags, checked)
+             for line in ctx.raise_if(f"{flag} != 0.0", finite_message(ctx, node, j, step))]
     if reducer:
         a = last.args[0]
         value = values[a[1]] if a[0] == "in" else temps[a[1]]
-        return _reduce_lines(ctx, node, last, reducer, space, setup, head, ind, loads + body, value, names)
-    if not space:
-        return [line.strip() for line in body[:-1]] + [f"{ctx.var(node)} = {body[-1].split(' = ', 1)[1]}"]
-    return setup + head + loads + body + [f"{ind}{element(node)} = {temps[output]}"]
+        return _reduce_lines(ctx, node, last, reducer, space, setup, head, ind, loads + body, value, names) + after
+    return setup + head + loads + body + [f"{ind}{element(node)} = {temps[output]}"] + after
 
 
 def loop_lines(ctx, node, space, arrays, store, flat_ok=True, extras=()):
@@ -338,6 +353,41 @@ def _may_alias_caller(op):
     return op == "input" or OPS[op].view
 
 
+def finite_message(ctx, node, step_index=None, step=None):
+    """check_finite's message for a node (or one step of a fused node's loop): the op, the type,
+    forward or backward, and the user's line."""
+    graph = ctx.graph
+    if step is None:
+        what, kind, where = f"{graph.op(node)} (%{node})", graph.type(node), provenance(graph, node)
+    else:
+        loop = f"%{node} = fused{{{graph.attrs(node)['body'].text()}}}" if graph.op(node) == "fused" else f"%{node}"
+        what, kind, where = f"{step.op} (step {step_index} of {loop})", step.type, step.where or provenance(graph, node)
+    return f"check_finite: {what} produced NaN or Inf: {kind.text(ctx.names)}, {where}"
+
+
+def finite_check_lines(ctx, node, message=None):
+    """Lines raising when node's float value holds a NaN or Inf (its whole array). Skipped for views
+    (their operand was checked) and for values a loop checked step by step (fused_lines)."""
+    message = message or finite_message(ctx, node)
+    t, op = ctx.type(node), ctx.graph.op(node)
+    in_loop = (op == "fused" or OPS[op].emit is None) and op not in REDUCERS and not (
+        op == "fused" and yields_reduction(ctx.attrs(node)))
+    if not t.dtype.startswith("float") or OPS[op].view or in_loop:
+        return []
+    name = ctx.var(node)
+    if t.ndim == 0:
+        return ctx.raise_if(f"{name} - {name} != 0", message)
+    flag = f"finite{node}"
+    return ([f"{flag} = 0.0", f"{name}_all = {name}.reshape(-1)", f"for i in range({name}_all.size):",
+             f"    {flag} = accumulate({flag}, np.float64({name}_all[i] - {name}_all[i]))"]
+            + ctx.raise_if(f"{flag} != 0.0", message))
+
+
+def input_finite_lines(ctx, graph):
+    return [line for node in graph.inputs for line in
+            finite_check_lines(ctx, node, f"check_finite: input {graph.attrs(node)['name']!r} holds NaN or Inf")]
+
+
 def comment(text):
     """A one-line comment: user strings (names, file paths) reach it, so nothing may end the line."""
     return "# " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
@@ -414,6 +464,8 @@ def generate(graph, name="kernel"):
     for k, node in enumerate(arg_nodes):
         read = f"a{k}[()]" if graph.type(node).ndim == 0 and k not in scalar_args else f"a{k}"
         body.append(f"v{node} = {read}")
+    if ctx.check_finite:
+        body += input_finite_lines(ctx, graph)
     from graphc.printer import _comment, _node_text  # one line of IR per node, as the dump shows it
     for node in graph.order():
         if node not in live or node in arg_nodes:
@@ -426,6 +478,8 @@ def generate(graph, name="kernel"):
         where = _comment(graph, node)
         body.append(comment(text + (f"  ({where})" if where else "")))
         body.extend(opdef.emit(ctx, node) if opdef.emit else single_step_lines(ctx, node))
+        if ctx.check_finite:
+            body.extend(finite_check_lines(ctx, node))
     planned = {n for n in live if "reuses" in graph[n]}
     assert ctx.reused == planned, f"the memory plan's reuse of {sorted(planned - ctx.reused)} was not honoured"
     results = []

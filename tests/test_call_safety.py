@@ -209,3 +209,45 @@ def test_kernel_comments_are_single_lines():
     from graphc.runtime.codegen import comment
     text = comment("a\nb\rc\x00d\u2028e")
     assert "\n" not in text and "\r" not in text and "\x00" not in text and ast.parse(text).body == []
+
+
+@pytest.fixture(scope="module")
+def finite_step():
+    x, w = gc.tensor("x", (None, 2), "float64"), gc.tensor("w", (2,), "float64")
+    h = gc.log(x @ w)  # the forward NaN's line
+    loss = gc.sum(h * h) + gc.sum(w ** 0.5)  # the backward Inf's line: d sqrt(w) at 0
+    (g,) = gc.grad(loss, [w])
+    return gc.compile([x, w], [loss, g], updates={w: w - 0.01 * g}, check_finite=True, name="finite_step")
+
+
+def test_check_finite_names_the_first_node_that_produced_a_nan(finite_step):
+    x, w = -np.ones((3, 2)), np.array([1.0, 0.5])
+    line = finite_step.ir[finite_step.ir.inputs[0]]["loc"].split(":")[1]  # x's declaration; log is the next line
+    with pytest.raises(gc.RunError, match=rf"check_finite: log .* produced NaN or Inf: f64\[N\], forward, "
+                                          rf"test_call_safety.py:{int(line) + 1}; no argument was changed"):
+        finite_step(x, w)
+    np.testing.assert_array_equal(w, [1.0, 0.5])
+
+
+def test_check_finite_names_backward_nodes(finite_step):
+    w = np.array([1.0, 0.0])
+    with pytest.raises(gc.RunError, match=r"produced NaN or Inf: .*backward, grad of pow at test_call_safety.py:\d+"):
+        finite_step(np.ones((3, 2)), w)
+    np.testing.assert_array_equal(w, [1.0, 0.0])
+
+
+def test_check_finite_checks_inputs_and_passes_finite_calls(finite_step):
+    x = np.ones((3, 2))
+    x[1, 1] = np.inf
+    with pytest.raises(gc.RunError, match="input 'x' holds NaN or Inf"):
+        finite_step(x, np.ones(2))
+    w = np.array([1.0, 4.0])
+    loss, g = finite_step(np.ones((3, 2)), w)
+    assert float(loss) == pytest.approx(3 * np.log(5.0) ** 2 + 3.0)
+    np.testing.assert_allclose(w, np.array([1.0, 4.0]) - 0.01 * g)
+
+
+def test_without_check_finite_nans_flow_through():
+    x = gc.tensor("x", (2,), "float64")
+    f = gc.compile([x], gc.sum(gc.log(x)))
+    assert np.isnan(float(f(np.array([1.0, -1.0]))))

@@ -9,7 +9,7 @@ rule, NumPy reference and printing all derive from the members' own registry ent
 compiles it to one loop (see runtime/codegen.py, fused_lines). A loop can also store intermediate
 steps its group's other readers need: `output` picks the step a node yields.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -77,6 +77,7 @@ class Step:
     args: tuple
     attrs: tuple  # sorted (name, value) pairs
     type: TensorType
+    where: str = field(default=None, compare=False)  # "forward, file:line" of the member, for messages
 
 
 @dataclass(frozen=True)
