@@ -1,5 +1,6 @@
 """Tensor types: dtypes and shapes whose sizes are ints or `Dim`s known only at call time."""
 import itertools
+import threading
 
 import numpy as np
 
@@ -81,22 +82,33 @@ def size_value(size, known):
     return known[size]
 
 
-_journals = []  # open transactions: lists of (dim, attribute, old value)
+# Unification is shared state: Dims are plain objects any thread may reach (a declared input used by
+# several threads' expressions). One re-entrant lock is held for a whole transaction, not only for
+# each unify: a rejected op's rollback must not undo a link another thread's op made meanwhile on the
+# same Dims. Holding it, a thread is the only one touching the journal stack, so the stack needs no
+# lock of its own. An op's shape rule takes microseconds, so threads declaring at once queue briefly.
+_unifying = threading.RLock()
+_journals = []  # open transactions of the thread holding _unifying: lists of (dim, attribute, old value)
 
 
 class transaction:
-    """Unifications made inside are undone if the block raises, so a rejected op leaves no trace."""
+    """Unifications made inside are undone if the block raises, so a rejected op leaves no trace; other
+    threads' unifications wait until the block ends."""
 
     def __enter__(self):
+        _unifying.acquire()
         _journals.append([])
 
     def __exit__(self, error_type, error, traceback):
-        journal = _journals.pop()
-        if error_type is not None:
-            for dim, attribute, old in reversed(journal):
-                setattr(dim, attribute, old)
-        elif _journals:
-            _journals[-1].extend(journal)
+        try:
+            journal = _journals.pop()
+            if error_type is not None:
+                for dim, attribute, old in reversed(journal):
+                    setattr(dim, attribute, old)
+            elif _journals:
+                _journals[-1].extend(journal)
+        finally:
+            _unifying.release()
 
 
 def _set(dim, attribute, value):
@@ -107,19 +119,22 @@ def _set(dim, attribute, value):
 
 def unify(a, b):
     """Make sizes a and b equal; return the unified size, or None when they can't be."""
-    a, b = resolve(a), resolve(b)
-    if a is b or a == b and not isinstance(a, Dim):
-        return a
-    if isinstance(a, Dim) and isinstance(b, Dim):
-        _set(b, "_parent", a)
-        return a
-    if isinstance(a, Dim):
-        _set(a, "_value", b)
-        return b
-    if isinstance(b, Dim):
-        _set(b, "_value", a)
-        return a
-    return None
+    if not isinstance(a, Dim) and not isinstance(b, Dim):  # two ints: no shared state, no lock
+        return a if a == b else None
+    with _unifying:  # roots read and linked in one step: two threads linking X->Y and Y->X would make a cycle
+        a, b = resolve(a), resolve(b)
+        if a is b or a == b and not isinstance(a, Dim):
+            return a
+        if isinstance(a, Dim) and isinstance(b, Dim):
+            _set(b, "_parent", a)
+            return a
+        if isinstance(a, Dim):
+            _set(a, "_value", b)
+            return b
+        if isinstance(b, Dim):
+            _set(b, "_value", a)
+            return a
+        return None
 
 
 def size_text(size, names=None):
