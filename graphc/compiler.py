@@ -1,7 +1,7 @@
 """gc.compile: lower, run the pass pipeline, generate and compile one kernel, bind it."""
-from .errors import GraphcError
+from .errors import DTypeError, GraphcError, ShapeError
 from .loc import user_location
-from .lower import lower
+from .lower import lower, tensor_list
 from .tensor import Tensor
 
 
@@ -21,11 +21,11 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
     from graphc.runtime.executor import make_compiled
 
     single = isinstance(outputs, Tensor)
-    outputs = [outputs] if single else list(outputs)
-    inputs = list(inputs)
-    update_pairs = _check_updates(inputs, updates or {})
+    outputs, inputs = tensor_list(outputs, "gc.compile outputs"), tensor_list(inputs, "gc.compile inputs")
+    update_pairs = _check_updates(inputs, {} if updates is None else updates)
+    disable, options = _check_settings(name, disable, options)
     graph = lower(outputs, inputs, update_pairs, name)
-    graph.options = dict(options or {}, **({"check_finite": True} if check_finite else {}))
+    graph.options = dict(options, check_finite=True) if check_finite else options
     config = cache.compile_config(disable, graph.options)
     text = cache.canonical_text(graph)
     key = cache.make_key(text, config)
@@ -82,17 +82,38 @@ class _LazyPipeline:
         return getattr(self._result, name)
 
 
+def _check_settings(name, disable, options):
+    """compile's other arguments: a printable name, pass names (one name alone too), an options dict."""
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise GraphcError(f"gc.compile name must be a non-empty printable string, got {name!r} (at {user_location()})")
+    disable = (disable,) if isinstance(disable, str) else disable
+    if not isinstance(disable, (list, tuple, set, frozenset)) or not all(isinstance(p, str) for p in disable):
+        raise GraphcError(f"gc.compile disable must be a list of pass names, got {disable!r} (at {user_location()})")
+    if options is not None and not isinstance(options, dict):
+        raise GraphcError(f"gc.compile options must be a dict, got {type(options).__name__} {options!r} "
+                          f"(at {user_location()})")
+    return tuple(disable), dict(options or {})
+
+
 def _check_updates(inputs, updates):
+    """{input: new value} as (input, value) pairs; a number or array value takes its input's dtype."""
+    from .tensor import as_tensors
+    if not isinstance(updates, dict):
+        raise GraphcError(f"gc.compile updates must be a dict {{input: new value}}, got {type(updates).__name__} "
+                          f"(at {user_location()})")
     pairs = []
     for target, value in updates.items():
         if not isinstance(target, Tensor) or all(target is not t for t in inputs):
             raise GraphcError(f"update target {target!r} must be one of the compiled function's inputs "
                               f"(at {user_location()})")
         if not isinstance(value, Tensor):
-            from .tensor import as_tensors
-            (value,) = as_tensors([value])
+            try:
+                value = as_tensors([value, target])[0]
+            except GraphcError as error:
+                raise type(error)(f"update of {target.name!r}: {error} (at {user_location()})") from None
         if value.type != target.type:
-            raise GraphcError(f"update of {target.name!r}: the new value is {value.type}, the input is {target.type} "
+            mismatch = DTypeError if value.dtype != target.dtype else ShapeError
+            raise mismatch(f"update of {target.name!r}: the new value is {value.type}, the input is {target.type} "
                               f"(at {value.loc})")
         pairs.append((target, value))
     return pairs

@@ -1,10 +1,12 @@
 """The user-facing functions, with NumPy's signatures. Each normalizes its arguments and calls `apply`."""
 import numbers
 
-from .errors import DTypeError, GradientError, ShapeError, describe
+import numpy as np
+
+from .errors import DTypeError, GradientError, GraphcError, ShapeError, describe
 from .loc import user_location
-from .tensor import Tensor, apply, as_tensors, constant, input_tensor
-from .types import Dim, canonical_dtype, resolve
+from .tensor import Tensor, apply, as_tensors, checked_dtype, checked_shape, constant, input_tensor
+from .types import INT_DTYPES
 
 
 def _fail(error_class, op, operands, detail):
@@ -12,10 +14,18 @@ def _fail(error_class, op, operands, detail):
     raise error_class(describe(op, [t.type for t in operands if isinstance(t, Tensor)], user_location(), detail))
 
 
+def _tensors(op, values):
+    """as_tensors, its errors naming the op, the tensor operands and the user's line."""
+    try:
+        return as_tensors(values)
+    except GraphcError as error:
+        _fail(type(error), op, values, str(error))
+
+
 def _dtype(dtype, op, operands=()):
     """A supported dtype's canonical name, or a DTypeError naming the op and the user's line."""
     try:
-        return canonical_dtype(dtype)
+        return checked_dtype(dtype)
     except DTypeError as error:
         _fail(DTypeError, op, operands, str(error))
 
@@ -38,8 +48,19 @@ def _unary(op):
     return fn
 
 
-exp, log, sqrt, tanh, sigmoid, relu, sign, softplus = map(_unary, ["exp", "log", "sqrt", "tanh", "sigmoid", "relu", "sign", "softplus"])
-negative = _unary("neg")
+def _float_unary(op):
+    """A float-valued function: NumPy computes it in the smallest float that holds the operand exactly,
+    float16 for bool; graphc has no float16, so a bool operand is cast to float32 (ints give float64)."""
+    def fn(x):
+        (x,) = _tensors(op, [x])
+        return apply(op, cast(x, "float32") if x.dtype == "bool" else x)
+    fn.__name__ = op
+    fn.__doc__ = f"Elementwise {op}; a float result (bool operands become float32, ints float64)."
+    return fn
+
+
+exp, log, sqrt, tanh, sigmoid, softplus = map(_float_unary, ["exp", "log", "sqrt", "tanh", "sigmoid", "softplus"])
+relu, sign, negative = _unary("relu"), _unary("sign"), _unary("neg")
 relu.__doc__ = "max(x, 0) elementwise; its gradient at exactly 0 is 0."
 sign.__doc__ = "-1, 0 or 1 elementwise (NaN stays NaN); its gradient is 0."
 
@@ -53,7 +74,16 @@ def add(a, b): return apply("add", a, b)
 def subtract(a, b): return apply("sub", a, b)
 def multiply(a, b): return apply("mul", a, b)
 def divide(a, b): return apply("div", a, b)
-def power(a, b): return apply("pow", a, b)
+
+
+def power(a, b):
+    """a ** b elementwise. Integers to negative constant integer powers are refused, as NumPy refuses
+    them; a symbolic integer exponent is not checked at run time: a negative one gives Numba's integer
+    power (1 for a base of 1, -1 or 1 for -1, else 0), where NumPy would raise."""
+    a, b = _tensors("pow", [a, b])
+    if a.dtype in INT_DTYPES and b.dtype in INT_DTYPES and b.op == "constant" and np.any(b.attrs["value"] < 0):
+        _fail(DTypeError, "pow", [a, b], "Integers to negative integer powers are not allowed")
+    return apply("pow", a, b)
 
 
 def maximum(a, b):
@@ -76,13 +106,13 @@ def not_equal(a, b): return apply("ne", a, b)
 
 def where(cond, a, b):
     """`a` where `cond` else `b`; the gradient flows to the chosen side."""
-    cond, a, b = as_tensors([cond, a, b])
+    cond, a, b = _tensors("where", [cond, a, b])
     return apply("where", cond, a, b)
 
 
 def clip(x, lo, hi):
     """`min(max(x, lo), hi)`; the gradient goes to x inside [lo, hi], ends included, else to the bound that won."""
-    x, lo, hi = as_tensors([x, lo, hi])
+    x, lo, hi = _tensors("clip", [x, lo, hi])
     return apply("clip", x, lo, hi)
 
 
@@ -99,23 +129,44 @@ def matmul(a, b):
 dot = matmul
 
 
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _axis_list(axis, x, op):
+    """The one validator of axis arguments: an int or a tuple/list of ints, each within x's rank
+    (negative ones count from the end) -> a list of non-negative axes, in the order given."""
+    axes = list(axis) if isinstance(axis, (tuple, list)) else [axis]
+    for a in axes:
+        if not _is_int(a):
+            within = f" in {axis!r}" if a is not axis else ""
+            _fail(ShapeError, op, [x], f"axis must be an int or a tuple of ints, got {type(a).__name__} {a!r}{within}")
+    for a in axes:
+        if not -x.ndim <= a < x.ndim:
+            _fail(ShapeError, op, [x], f"axis {a} is out of range for a rank-{x.ndim} tensor (axis={axis!r})")
+    return [int(a) % x.ndim for a in axes]
+
+
 def _axes(axis, x, op):
-    """None -> all axes; an int or a tuple -> a sorted tuple of non-negative axes."""
+    """None -> all axes; an int or a tuple -> a sorted tuple of distinct non-negative axes."""
     if axis is None:
         return tuple(range(x.ndim))
-    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
-    for a in axes:
-        if not isinstance(a, numbers.Integral) or isinstance(a, bool) or not -x.ndim <= a < x.ndim:
-            _fail(ShapeError, op, [x], f"axis {axis} is out of range for a rank-{x.ndim} tensor")
-    normal = [int(a) % x.ndim for a in axes]
+    normal = _axis_list(axis, x, op)
     if len(set(normal)) != len(normal):
         _fail(ShapeError, op, [x], f"repeated axis in {axis}")
     return tuple(sorted(normal))
 
 
+def _flag(value, op, what, operands):
+    """A boolean argument: True/False (NumPy's bool, 0 and 1 too); a string or None is a mistake, not a truth value."""
+    if value is True or value is False or isinstance(value, np.bool_) or (_is_int(value) and value in (0, 1)):
+        return bool(value)
+    _fail(ShapeError, op, operands, f"{what} must be True or False, got {type(value).__name__} {value!r}")
+
+
 def _reduce(op, x, axis, keepdims):
-    (x,) = as_tensors([x])
-    return apply(op, x, axes=_axes(axis, x, op), keepdims=bool(keepdims))
+    (x,) = _tensors(op, [x])
+    return apply(op, x, axes=_axes(axis, x, op), keepdims=_flag(keepdims, op, "keepdims", [x]))
 
 
 def sum(x, axis=None, keepdims=False):
@@ -137,12 +188,12 @@ def logsumexp(x, axis=None, keepdims=False):
 
 
 def softmax(x, axis=-1):
-    (x,) = as_tensors([x])
+    (x,) = _tensors("softmax", [x])
     return apply("softmax", x, axis=_one_axis(axis, x, "softmax"))
 
 
 def log_softmax(x, axis=-1):
-    (x,) = as_tensors([x])
+    (x,) = _tensors("log_softmax", [x])
     return apply("log_softmax", x, axis=_one_axis(axis, x, "log_softmax"))
 
 
@@ -151,39 +202,48 @@ def _one_axis(axis, x, op):
     return axis
 
 
+def _shape(shape, op, x, allow_minus_one=False):
+    """A target shape through the shared shape validator, its errors naming the op and the user's line."""
+    try:
+        return checked_shape(shape, allow_minus_one=allow_minus_one)
+    except ShapeError as error:
+        _fail(ShapeError, op, [x], str(error))
+
+
 def reshape(x, shape):
     """NumPy's reshape; one size may be -1."""
-    (x,) = as_tensors([x])
-    shape = (shape,) if isinstance(shape, (numbers.Integral, Dim)) else tuple(shape)
-    return apply("reshape", x, shape=tuple(resolve(s) if isinstance(s, Dim) else int(s) for s in shape))
+    (x,) = _tensors("reshape", [x])
+    return apply("reshape", x, shape=_shape(shape, "reshape", x, allow_minus_one=True))
 
 
 def transpose(x, axes=None):
     """NumPy's transpose: axes=None reverses them; negative axes count from the end."""
-    (x,) = as_tensors([x])
+    (x,) = _tensors("transpose", [x])
     if axes is None:
         return apply("transpose", x, axes=tuple(reversed(range(x.ndim))))
-    axes = tuple(axes)
-    if len(axes) != x.ndim or not all(isinstance(a, numbers.Integral) and -x.ndim <= a < x.ndim for a in axes):
+    normal = _axis_list(axes, x, "transpose")
+    if sorted(normal) != list(range(x.ndim)):
         _fail(ShapeError, "transpose", [x], f"axes {axes} are not a permutation of a rank-{x.ndim} tensor's axes")
-    return apply("transpose", x, axes=tuple(int(a) % x.ndim for a in axes))
+    return apply("transpose", x, axes=tuple(normal))
 
 
 def broadcast_to(x, shape):
-    (x,) = as_tensors([x])
-    return apply("broadcast_to", x, shape=tuple(resolve(s) if isinstance(s, Dim) else int(s) for s in shape))
+    (x,) = _tensors("broadcast_to", [x])
+    return apply("broadcast_to", x, shape=_shape(shape, "broadcast_to", x))
 
 
 def concatenate(tensors, axis=0):
-    tensors = as_tensors(list(tensors))
+    if not isinstance(tensors, (list, tuple)):
+        _fail(ShapeError, "concatenate", [tensors], f"takes a list of tensors, got {type(tensors).__name__}")
+    tensors = _tensors("concatenate", list(tensors))
     if not tensors:
         _fail(ShapeError, "concatenate", [], "needs at least one tensor")
     return apply("concatenate", *tensors, axis=_int(axis, "concatenate", "axis", tensors))
 
 
 def _int(value, op, what, operands):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        _fail(ShapeError, op, operands, f"{what} must be an int, got {value!r}")
+    if not _is_int(value):
+        _fail(ShapeError, op, operands, f"{what} must be an int, got {type(value).__name__} {value!r}")
     return int(value)
 
 
@@ -194,13 +254,17 @@ def take_along_axis(x, indices, axis):
 
 def one_hot(labels, depth, dtype="float32"):
     """1 where the last axis equals the label, else 0 (labels outside [0, depth) give a row of zeros)."""
-    return apply("one_hot", labels, depth=_int(depth, "one_hot", "depth", [labels]), dtype=_dtype(dtype, "one_hot", [labels]))
+    (labels,) = _tensors("one_hot", [labels])
+    depth = _int(depth, "one_hot", "depth", [labels])
+    if depth > 0:  # the rule refuses the others; here the output's element count must fit int64
+        _shape(labels.shape + (depth,), "one_hot", labels)
+    return apply("one_hot", labels, depth=depth, dtype=_dtype(dtype, "one_hot", [labels]))
 
 
 def getitem(x, index):
     """Basic indexing: ints, slices (any step), None and Ellipsis; the gradient scatters back."""
     from .ops.movement import normalize_index
-    (x,) = as_tensors([x])
+    (x,) = _tensors("getitem", [x])
     try:
         normal = normalize_index(index, x.type)
     except ShapeError as error:

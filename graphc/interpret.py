@@ -1,6 +1,9 @@
 """The NumPy reference interpreter: evaluates any graph; the oracle for tests."""
 import numpy as np
 
+from .errors import CallError, GraphcError
+from .ir import Graph
+from .loc import user_location
 from .ops import OPS
 from .types import Dim, resolve, size_value
 
@@ -10,6 +13,11 @@ def interpret(graph, *args, promote=False):
 
     promote: compute float32 nodes in float64 (for numerical gradients).
     """
+    if not isinstance(graph, Graph):
+        raise GraphcError(f"interpret takes a graph (gc.lower(outputs, inputs) or a compiled function's .graph), "
+                          f"got {type(graph).__name__} (at {user_location()})")
+    if len(args) != len(graph.inputs):
+        raise CallError(f"interpret: {graph.name} takes {len(graph.inputs)} arrays, got {len(args)} (at {user_location()})")
     values, sizes = {}, {}
     feeds = dict(zip(graph.inputs, args))
     for node in graph.order():

@@ -2,10 +2,31 @@
 from .errors import GraphcError
 from .loc import user_location
 from .ir import Graph
+from .tensor import Tensor, name_key
+
+
+def tensor_list(value, what):
+    """`value` (one tensor, or a list or tuple of them) as a list; a GraphcError naming `what` otherwise."""
+    if isinstance(value, Tensor):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise GraphcError(f"{what} must be a tensor or a list of tensors, got {type(value).__name__} "
+                          f"{_short(value)} (at {user_location()})")
+    for k, item in enumerate(value):
+        if not isinstance(item, Tensor):
+            raise GraphcError(f"{what}[{k}] must be a graphc tensor, got {type(item).__name__} {_short(item)} "
+                              f"(at {user_location()})")
+    return list(value)
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def lower(outputs, inputs=(), updates=(), name="graph"):
     """A Graph computing `outputs` (and the `updates` values) from the declared `inputs`."""
+    outputs, inputs = tensor_list(outputs, "outputs"), tensor_list(inputs, "inputs")
     graph = Graph(name)
     memo = {}
     for tensor in inputs:
@@ -13,10 +34,7 @@ def lower(outputs, inputs=(), updates=(), name="graph"):
             raise GraphcError(f"gc.compile inputs must be declared with gc.tensor/gc.scalar, got {tensor!r} "
                               f"(at {user_location()})")
         graph.inputs.append(add_tensor(graph, tensor, memo))
-    names = [graph.attrs(n)["name"] for n in graph.inputs]
-    duplicates = {n for n in names if names.count(n) > 1}
-    if duplicates:
-        raise GraphcError(f"inputs named {sorted(duplicates)} appear more than once (at {user_location()})")
+    _check_distinct_names([graph.attrs(n)["name"] for n in graph.inputs])
     graph.outputs = [add_tensor(graph, t, memo) for t in outputs]
     graph.updates = [(memo[id(target)], add_tensor(graph, value, memo)) for target, value in updates]
     missing = [f"{graph.attrs(n)['name']} (declared at {graph[n]['loc']})" for n in graph.nodes_with("input")
@@ -25,6 +43,19 @@ def lower(outputs, inputs=(), updates=(), name="graph"):
         raise GraphcError(f"the outputs depend on inputs not passed to gc.compile: {', '.join(missing)} "
                           f"(at {user_location()})")
     return graph
+
+
+def _check_distinct_names(names):
+    """Input names become the compiled function's parameters, and Python reads identifiers NFKC-normalized
+    (`x` and the full-width `ｘ` are one name), so names are compared that way."""
+    seen = {}
+    for name in names:
+        seen.setdefault(name_key(name), []).append(name)
+    clashes = [same for same in seen.values() if len(same) > 1]
+    if clashes:
+        text = "; ".join(" and ".join(repr(n) for n in same) for same in clashes)
+        raise GraphcError(f"input names must differ (compared NFKC-normalized, as Python compares identifiers): "
+                          f"{text} (at {user_location()})")
 
 
 def add_tensor(graph, tensor, memo, phase="forward", origin=None, loc=None):

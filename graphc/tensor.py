@@ -1,5 +1,7 @@
 """The symbolic handle users build expressions with. Each records op, operands, attrs, type, file:line."""
+import math
 import numbers
+import unicodedata
 
 import numpy as np
 
@@ -7,6 +9,19 @@ from .errors import DTypeError, GraphcError, ShapeError, describe
 from .loc import user_location
 from .ops.registry import get as get_op
 from .types import Dim, TensorType, canonical_dtype, is_float, transaction
+
+
+def _refuse(op, symbol, reason):
+    """A Python operator graphc has no op for: a GraphcError naming it, the operands and the user's line
+    (Python's own TypeError would name neither the line nor the types)."""
+    def method(*operands):
+        types = [t.type for t in operands if isinstance(t, Tensor)]
+        raise GraphcError(describe(f"{op} ({symbol})", types, user_location(), reason))
+    method.__name__ = op
+    return method
+
+
+_NO_VALUE = "a symbolic tensor has no value until the compiled function runs"
 
 
 class Tensor:
@@ -53,8 +68,8 @@ class Tensor:
     def __rmul__(self, other): return apply("mul", other, self)
     def __truediv__(self, other): return apply("div", self, other)
     def __rtruediv__(self, other): return apply("div", other, self)
-    def __pow__(self, other): return apply("pow", self, other)
-    def __rpow__(self, other): return apply("pow", other, self)
+    def __pow__(self, other): return _functions().power(self, other)
+    def __rpow__(self, other): return _functions().power(other, self)
     def __matmul__(self, other): return apply("matmul", self, other)
     def __rmatmul__(self, other): return apply("matmul", other, self)
     def __neg__(self): return apply("neg", self)
@@ -68,6 +83,15 @@ class Tensor:
     def __ge__(self, other): return apply("ge", self, other)
     def __eq__(self, other): return apply("eq", self, other)
     def __ne__(self, other): return apply("ne", self, other)
+
+    # operators graphc has no op for
+    __mod__ = __rmod__ = _refuse("mod", "%", "graphc has no mod op")
+    __floordiv__ = __rfloordiv__ = _refuse("floor_divide", "//", "graphc has no floor division; use x / y")
+    __divmod__ = __rdivmod__ = _refuse("divmod", "divmod", "graphc has no divmod op")
+    __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = __invert__ = _refuse(
+        "logical", "& | ^ ~", "graphc has no logical or bitwise ops; use comparisons and gc.where")
+    __lshift__ = __rlshift__ = __rshift__ = __rrshift__ = _refuse("shift", "<< >>", "graphc has no shift op")
+    __float__ = __int__ = __index__ = __complex__ = __round__ = __len__ = _refuse("conversion", "float int len round", _NO_VALUE)
 
     def __iter__(self):  # without it, Python would iterate through __getitem__, endlessly on a None axis
         raise GraphcError(f"can't iterate over a symbolic tensor ({self!r}, at {user_location()}); "
@@ -102,24 +126,103 @@ class Tensor:
         from .functions import cast
         return cast(self, dtype)
 
+    def __setitem__(self, index, value):
+        raise GraphcError(describe("setitem", [self.type], user_location(),
+                                   "symbolic tensors are immutable; build a new one (gc.where, gc.concatenate)"))
+
+    # NumPy: its ufuncs on a tensor (np.exp(x), an array on the left of +) build graphc ops; anything else refuses
+    def __array_ufunc__(self, ufunc, method, *operands, **kwargs):
+        from . import functions
+        function = getattr(functions, _UFUNCS.get(ufunc.__name__, "-"), None)
+        if method != "__call__" or kwargs or function is None:
+            types = [t.type for t in operands if isinstance(t, Tensor)]
+            raise GraphcError(describe(f"numpy.{ufunc.__name__}", types, user_location(),
+                                       "graphc has no such op; use graphc's functions (gc.exp, gc.maximum, ...)"))
+        return function(*operands)
+
+    def __array__(self, *args, **kwargs):
+        raise GraphcError(describe("numpy.asarray", [self.type], user_location(), _NO_VALUE))
+
+
+# NumPy ufuncs a tensor answers with graphc's function of that name
+_UFUNCS = {"add": "add", "subtract": "subtract", "multiply": "multiply", "true_divide": "divide", "divide": "divide",
+           "power": "power", "negative": "negative", "absolute": "abs", "exp": "exp", "log": "log", "sqrt": "sqrt",
+           "tanh": "tanh", "sign": "sign", "maximum": "maximum", "minimum": "minimum", "matmul": "matmul",
+           "less": "less", "less_equal": "less_equal", "greater": "greater", "greater_equal": "greater_equal",
+           "equal": "equal", "not_equal": "not_equal"}
+
+
+def _functions():
+    from . import functions  # functions imports this module
+    return functions
+
+
+MAX_SIZE = int(np.iinfo(np.int64).max)  # sizes, indices and element counts the kernels can hold
+
 
 def constant(value, dtype=None):
     """A constant tensor: a Python number or a NumPy array baked into the graph."""
+    try:
+        return make_constant(value, dtype)
+    except GraphcError as error:
+        raise type(error)(f"constant: {error}; at {user_location()}") from None
+
+
+def make_constant(value, dtype=None):
+    """`constant` whose errors carry only their detail (`apply` adds the op and the line)."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, (bool, np.bool_)):
-        dtype = dtype or "bool"
-        return Tensor("constant", (), {"value": bool(value)}, TensorType((), dtype), user_location())
-    if isinstance(value, numbers.Number) and np.ndim(value) == 0:
-        dtype = canonical_dtype(dtype or ("int64" if isinstance(value, numbers.Integral) else "float64"))
-        number = float(value) if is_float(dtype) else int(value)
-        return Tensor("constant", (), {"value": number}, TensorType((), dtype), user_location())
-    array = np.array(value, dtype=dtype)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, numbers.Number):
+        dtype = canonical_dtype(dtype or _number_default(value))
+        return Tensor("constant", (), {"value": _number_of(value, dtype)}, TensorType((), dtype), user_location())
+    array = _array_of(value, dtype)
+    if array.ndim == 0:
+        return make_constant(array.item(), array.dtype.name)
+    return Tensor("constant", (), {"value": array}, TensorType(array.shape, array.dtype.name), user_location())
+
+
+def _number_default(number):
+    if isinstance(number, bool):
+        return "bool"
+    return "int64" if isinstance(number, numbers.Integral) else "float64"
+
+
+def _number_of(number, dtype):
+    """`number` as a Python value of `dtype`; refused where NumPy refuses (complex, an integer out of the
+    dtype's range: NumPy 2 raises OverflowError where a kernel would silently wrap) or would give garbage (NaN as an int)."""
+    if not isinstance(number, numbers.Real):
+        raise DTypeError(f"{type(number).__name__} {number!r} is not a real number: graphc has no complex dtype")
+    if dtype == "bool":
+        return bool(number)
+    if is_float(dtype):
+        try:
+            return float(number)
+        except OverflowError:
+            raise DTypeError(f"Python integer {number} is too large for {dtype}") from None
+    if not isinstance(number, numbers.Integral) and not math.isfinite(number):
+        raise DTypeError(f"{number!r} can't be an {dtype}")
+    info = np.iinfo(dtype)
+    if not info.min <= int(number) <= info.max:
+        raise DTypeError(f"Python integer {int(number)} out of bounds for {dtype}")
+    return int(number)
+
+
+def _array_of(value, dtype):
+    """`value` as a read-only NumPy array of a supported dtype."""
+    try:
+        array = np.array(value, dtype=None if dtype is None else canonical_dtype(dtype))
+    except (ValueError, TypeError, OverflowError) as error:
+        raise GraphcError(f"can't make a constant of {type(value).__name__} {_short(value)}: {error}") from None
     array = array.astype(canonical_dtype(array.dtype))
     array.setflags(write=False)
-    if array.ndim == 0:
-        return constant(array.item(), array.dtype.name)
-    return Tensor("constant", (), {"value": array}, TensorType(array.shape, array.dtype.name), user_location())
+    return array
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _number_dtype(number, partner_dtypes):
@@ -139,13 +242,14 @@ def as_tensors(values):
     for v in values:
         if isinstance(v, Tensor):
             out.append(v)
-        elif isinstance(v, numbers.Number) or isinstance(v, np.generic):
+        elif isinstance(v, (numbers.Number, np.generic)):
             number = v.item() if isinstance(v, np.generic) else v
-            out.append(constant(number, _number_dtype(number, dtypes)))
+            dtype = _number_dtype(number, dtypes) if isinstance(number, numbers.Real) else None
+            out.append(make_constant(number, dtype))
         elif isinstance(v, (np.ndarray, list, tuple)):
-            out.append(constant(v))
+            out.append(make_constant(v))
         else:
-            raise GraphcError(f"can't use {type(v).__name__} {v!r} as a graphc operand")
+            raise GraphcError(f"can't use {type(v).__name__} {_short(v)} as a graphc operand")
     return out
 
 
@@ -168,21 +272,59 @@ def apply(op_name, *operands, **attrs):
 
 def input_tensor(name, shape, dtype):
     """A named input; `None` sizes become call-time `Dim`s."""
-    if not isinstance(name, str) or not name:
-        raise GraphcError(f"an input needs a non-empty string name, got {name!r} (at {user_location()})")
+    _check_name(name)
     try:
-        dtype = canonical_dtype(dtype)
-    except DTypeError as error:
-        raise DTypeError(f"input {name!r}: {error} (at {user_location()})") from None
-    if isinstance(shape, numbers.Integral):
-        shape = (shape,)
-    shape = () if shape is None else tuple(shape)
-    sizes = []
-    for axis, size in enumerate(shape):
-        if size is None:
-            sizes.append(Dim(f"{name}.shape[{axis}]"))
-        elif isinstance(size, numbers.Integral) and not isinstance(size, bool) and size >= 0:
-            sizes.append(int(size))
-        else:
-            raise ShapeError(f"input {name!r}: shape {shape} must hold non-negative ints or None (at {user_location()})")
+        dtype = checked_dtype(dtype)
+        sizes = checked_shape(() if shape is None else shape, allow_none=True)
+    except GraphcError as error:
+        raise type(error)(f"input {name!r}: {error} (at {user_location()})") from None
+    sizes = [Dim(f"{name}.shape[{axis}]") if size is None else size for axis, size in enumerate(sizes)]
     return Tensor("input", (), {"name": name}, TensorType(sizes, dtype), user_location())
+
+
+def _check_name(name):
+    """A name the compiled function can take as a parameter and messages can print on one line."""
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise GraphcError(f"an input needs a non-empty, printable string name, got {type(name).__name__} {name!r} "
+                          f"(at {user_location()})")
+
+
+def name_key(name):
+    """Names equal after NFKC normalization are one Python identifier (`x` and the full-width `ｘ`)."""
+    return unicodedata.normalize("NFKC", name)
+
+
+def checked_dtype(dtype):
+    """A supported dtype's name; None is refused (NumPy reads it as float64, graphc's default is float32)."""
+    if dtype is None:
+        raise DTypeError("dtype None is ambiguous: give one of float32, float64, int32, int64, bool")
+    return canonical_dtype(dtype)
+
+
+def checked_shape(shape, allow_none=False, allow_minus_one=False):
+    """A shape as a tuple of sizes: an int, a call-time size or a sequence of them (a 1-d integer array too),
+    each a non-negative int (None for a call-time size, -1 for reshape's inferred one, where allowed), the
+    element count within int64; a ShapeError naming the shape otherwise."""
+    if isinstance(shape, (numbers.Integral, Dim)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if isinstance(shape, np.ndarray) and shape.ndim == 1 and shape.dtype.kind in "iu":
+        shape = tuple(shape.tolist())
+    if not isinstance(shape, (tuple, list)):
+        raise ShapeError(f"a shape must be an int or a tuple of ints, got {type(shape).__name__} {_short(shape)}")
+    sizes = tuple(_checked_size(size, shape, allow_none, allow_minus_one) for size in shape)
+    count = math.prod(s for s in sizes if isinstance(s, int) and s > 0)
+    if count > MAX_SIZE:
+        raise ShapeError(f"shape {tuple(shape)} holds {count} elements, more than int64 can count")
+    return sizes
+
+
+def _checked_size(size, shape, allow_none, allow_minus_one):
+    if size is None and allow_none:
+        return None
+    if isinstance(size, Dim):
+        return size.resolved()
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        if 0 <= size <= MAX_SIZE or (allow_minus_one and size == -1):
+            return int(size)
+    wanted = "non-negative ints" + (" or None" if allow_none else "") + (" (one may be -1)" if allow_minus_one else "")
+    raise ShapeError(f"shape {tuple(shape)} must hold {wanted}, got {type(size).__name__} {size!r}")

@@ -31,6 +31,15 @@ def floating(types):
     return broadcast_type(types, dtype)
 
 
+def float_function(types):
+    """exp, log, sqrt, tanh, sigmoid, softplus: a float result, float64 for ints. NumPy gives float16 for
+    bool, which graphc lacks: the public functions cast bool to float32 first, so the rule refuses bool
+    (the kernel's scalar math takes no bool)."""
+    if types[0].dtype == "bool":
+        raise DTypeError("a bool operand: cast it to a float dtype first (gc.exp and friends cast it to float32)")
+    return floating(types)
+
+
 def _quiet(numpy):
     """The reference follows IEEE like the kernel (inf - inf is NaN, 0 * inf too, x / 0 is inf), without warnings."""
     def reference(*arrays, **attrs):
@@ -67,23 +76,23 @@ elementwise("neg", arithmetic, np.negative, lambda s: f"-{s.args[0]}",
             vjp=lambda g, out, a: (-g,), numpy_exact=True)
 
 # transcendental and friends: their rules reuse the output where they can
-elementwise("exp", floating, np.exp, lambda s: f"exp({s.args[0]})",
+elementwise("exp", float_function, np.exp, lambda s: f"exp({s.args[0]})",
             vjp=lambda g, out, a: (g * out,), cost=8)
-elementwise("log", floating, np.log, lambda s: f"log({s.args[0]})",
+elementwise("log", float_function, np.log, lambda s: f"log({s.args[0]})",
             vjp=lambda g, out, a: (g / a,), cost=8)
-elementwise("sqrt", floating, np.sqrt, lambda s: f"sqrt({s.args[0]})",
+elementwise("sqrt", float_function, np.sqrt, lambda s: f"sqrt({s.args[0]})",
             vjp=lambda g, out, a: (g * 0.5 / out,), cost=4, numpy_exact=True)
 elementwise("abs", arithmetic, np.abs, lambda s: f"abs({s.args[0]})",
             vjp=lambda g, out, a: (g * F.sign(a),), numpy_exact=True)
 elementwise("sign", arithmetic, np.sign,
             lambda s: f"({s.c(1)} if {s.args[0]} > 0 else ({s.c(-1)} if {s.args[0]} < 0 else {s.args[0]} * {s.c(0)}))",
             vjp=lambda g, out, a: (None,), numpy_exact=True)
-elementwise("tanh", floating, np.tanh, lambda s: f"tanh({s.args[0]})",
+elementwise("tanh", float_function, np.tanh, lambda s: f"tanh({s.args[0]})",
             vjp=lambda g, out, a: (g * (1 - out * out),), cost=8)
-elementwise("sigmoid", floating, lambda x: 1 / (1 + np.exp(-x)),
+elementwise("sigmoid", float_function, lambda x: 1 / (1 + np.exp(-x)),
             lambda s: f"{s.c(1)} / ({s.c(1)} + exp(-{s.args[0]}))",
             vjp=lambda g, out, a: (g * out * (1 - out),), cost=8)
-elementwise("softplus", floating, lambda x: np.logaddexp(0, x).astype(np.result_type(x, np.float32)),
+elementwise("softplus", float_function, lambda x: np.logaddexp(0, x).astype(np.result_type(x, np.float32)),
             lambda s: f"(log1p(exp(-abs({s.args[0]}))) + ({s.args[0]} if {s.args[0]} > 0 else {s.c(0)}))",
             vjp=lambda g, out, a: (g * F.sigmoid(a),), cost=16)
 # relu routes: the gradient at exactly 0 is 0; NaN passes through

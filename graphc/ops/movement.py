@@ -332,15 +332,29 @@ def normalize_index(index, t):
             out.extend([("slice", None, None, None)] * (t.ndim - used))
         elif item is None:
             out.append(("new",))
-        elif isinstance(item, numbers.Integral) and not isinstance(item, bool):
+        elif _is_index(item):
+            if not -_MAX <= item <= _MAX:
+                raise ShapeError(f"index {item} is out of bounds for any axis (int64)")
             out.append(("int", int(item)))
-        elif isinstance(item, slice) and all(v is None or isinstance(v, numbers.Integral) for v in (item.start, item.stop, item.step)):
+        elif isinstance(item, slice) and all(v is None or _is_index(v) for v in (item.start, item.stop, item.step)):
             if item.step == 0:
                 raise ShapeError("slice step can't be zero")
-            out.append(("slice", item.start, item.stop, item.step))
+            out.append(("slice",) + tuple(None if v is None else _clamped(v) for v in (item.start, item.stop, item.step)))
         else:
             raise ShapeError(f"only basic indexing (ints, slices, None, ...) is supported, got {item!r}")
     return tuple(out)
+
+
+_MAX = int(np.iinfo(np.int64).max)
+
+
+def _is_index(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _clamped(bound):
+    """A slice bound within int64 (the kernel's ints): no axis is longer, so the slice picks the same elements."""
+    return int(min(max(bound, -_MAX), _MAX))
 
 
 def _slice_length_formula(start, stop, step):
@@ -420,10 +434,19 @@ def _bounds_checks(ctx, node, index, shape):
     return lines
 
 
+def _subscript(var, index, size_text):
+    """`var[index]` as kernel text: one item without a trailing comma (Numba's parallel lowering can't
+    cast a one-slice tuple), several with commas."""
+    text = _index_text(index, size_text)
+    return f"{var}[{text}]" if len(index) == 1 else f"{var}[{text},]"
+
+
 def _emit_getitem(ctx, node):
     (x,) = ctx.args(node)
     index = ctx.attrs(node)["index"]
-    picked = f"{ctx.var(x)}[{_index_text(index, ctx.size)},]"
+    if ctx.type(x).ndim == 0:  # a kernel scalar: only None and ... index it, giving it size-1 axes
+        return [f"{ctx.var(node)} = {ctx.var(x)}"] if ctx.type(node).ndim == 0 else ctx.full(node, ctx.var(x))
+    picked = _subscript(ctx.var(x), index, ctx.size)
     checks = _bounds_checks(ctx, node, index, ctx.type(x).shape)
     if ctx.type(node).ndim == 0:
         return checks + [f"{ctx.var(node)} = {picked}"]
@@ -450,8 +473,11 @@ def _emit_index_grad(ctx, node):
     (g,) = ctx.args(node)
     out = ctx.var(node)
     index = ctx.attrs(node)["index"]
+    if ctx.type(node).ndim == 0:  # the gradient of indexing a scalar with None and ...: g's one element
+        rank = ctx.type(g).ndim
+        return [f"{out} = {ctx.var(g)}" + (f"[{', '.join('0' * rank)}]" if rank else "")]
     return (_bounds_checks(ctx, node, index, ctx.type(node).shape) + _zeros(ctx, node)
-            + [f"{out}[{_index_text(index, ctx.size)},] = {ctx.var(g)}"])
+            + [f"{_subscript(out, index, ctx.size)} = {ctx.var(g)}"])
 
 
 register(OpDef("index_grad", _index_grad_infer, _index_grad_numpy,
