@@ -3,9 +3,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import GraphcError
+from .errors import CallError, GraphcError
 from .interpret import interpret
+from .loc import user_location
 from .lower import lower
+from .tensor import Tensor
 from .types import is_float
 
 ELEMENTWISE_LIMIT = 64  # inputs up to this many elements are checked element by element
@@ -52,8 +54,11 @@ def check_grad(y, wrt, feeds, eps=1e-6, tolerance=None, projections=3, seed=0):
     from .functions import grad
 
     wrt = list(wrt)
+    if not isinstance(feeds, dict):
+        raise GraphcError(f"check_grad: feeds must be a dict {{input: array}}, got {type(feeds).__name__} "
+                          f"(at {user_location()})")
     inputs = list(feeds)
-    arrays = [np.asarray(feeds[t], dtype=t.dtype) for t in inputs]
+    arrays = [_feed_array(t, feeds[t]) for t in inputs]
     grads = compile(inputs, [y] + grad(y, wrt), name="check_grad")(*arrays)[1:]
     loss64 = _float64_loss(y, inputs)
     rng = np.random.default_rng(seed)
@@ -65,6 +70,18 @@ def check_grad(y, wrt, feeds, eps=1e-6, tolerance=None, projections=3, seed=0):
         tol = tolerance or (1e-6 if target.dtype == "float64" else 2e-2)
         checks.append(_check_one(target.name, k, np.asarray(analytic, np.float64), arrays, loss64, eps, tol, projections, rng))
     return GradCheckReport(checks)
+
+
+def _feed_array(target, value):
+    """A feed as an array of its input's dtype; a CallError naming the input otherwise."""
+    if not isinstance(target, Tensor):
+        raise GraphcError(f"check_grad: feeds' keys must be graphc inputs, got {type(target).__name__} {target!r} "
+                          f"(at {user_location()})")
+    try:
+        return np.asarray(value, dtype=target.dtype)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise CallError(f"check_grad: the feed of {target.name!r} ({target.type}) is not an array of numbers: {error} "
+                        f"(at {user_location()})") from None
 
 
 def _float64_loss(y, inputs):

@@ -23,7 +23,7 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
     single = isinstance(outputs, Tensor)
     outputs, inputs = tensor_list(outputs, "gc.compile outputs"), tensor_list(inputs, "gc.compile inputs")
     update_pairs = _check_updates(inputs, {} if updates is None else updates)
-    disable, options = _check_settings(name, disable, options)
+    disable, options = _check_settings(name, disable, options, verify=verify, check_finite=check_finite)
     graph = lower(outputs, inputs, update_pairs, name)
     graph.options = dict(options, check_finite=True) if check_finite else options
     config = cache.compile_config(disable, graph.options)
@@ -82,8 +82,12 @@ class _LazyPipeline:
         return getattr(self._result, name)
 
 
-def _check_settings(name, disable, options):
-    """compile's other arguments: a printable name, pass names (one name alone too), an options dict."""
+def _check_settings(name, disable, options, **flags):
+    """compile's other arguments: a printable name, pass names (one name alone too), an options dict,
+    flags that are True or False (a string such as "no" is a mistake, not a truth value)."""
+    for flag, value in flags.items():
+        if not isinstance(value, bool):
+            raise GraphcError(f"gc.compile {flag} must be True or False, got {value!r} (at {user_location()})")
     if not isinstance(name, str) or not name.strip() or not name.isprintable():
         raise GraphcError(f"gc.compile name must be a non-empty printable string, got {name!r} (at {user_location()})")
     disable = (disable,) if isinstance(disable, str) else disable

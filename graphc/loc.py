@@ -2,8 +2,12 @@
 import os
 import sys
 
+import numpy as np
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_INTERNAL = tuple(os.path.join(os.path.dirname(_HERE), name) + os.sep for name in ("graphc", "passes", "runtime"))
+# NumPy's own frames are skipped too: np.sum(x) or np.reshape(x, ...) reach graphc through them
+_INTERNAL = tuple(os.path.join(os.path.dirname(_HERE), name) + os.sep for name in ("graphc", "passes", "runtime")) + (
+    os.path.dirname(os.path.abspath(np.__file__)) + os.sep,)
 
 
 def user_location():

@@ -106,17 +106,20 @@ class Tensor:
         from .functions import transpose
         return transpose(self)
 
-    def sum(self, axis=None, keepdims=False):
-        from .functions import sum
-        return sum(self, axis, keepdims)
+    # np.sum(x), np.mean(x), np.max(x) call these with NumPy's other arguments too (out, dtype, ...)
+    def sum(self, axis=None, keepdims=False, **numpy_arguments):
+        return _reduction("sum", self, axis, keepdims, numpy_arguments)
 
-    def mean(self, axis=None, keepdims=False):
-        from .functions import mean
-        return mean(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False, **numpy_arguments):
+        return _reduction("mean", self, axis, keepdims, numpy_arguments)
 
-    def max(self, axis=None, keepdims=False):
-        from .functions import max
-        return max(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False, **numpy_arguments):
+        return _reduction("max", self, axis, keepdims, numpy_arguments)
+
+    def __format__(self, spec):
+        if spec:
+            _refuse("format", f"{{:{spec}}}", _NO_VALUE)(self)
+        return str(self)
 
     def reshape(self, *shape):
         from .functions import reshape
@@ -150,6 +153,14 @@ _UFUNCS = {"add": "add", "subtract": "subtract", "multiply": "multiply", "true_d
            "tanh": "tanh", "sign": "sign", "maximum": "maximum", "minimum": "minimum", "matmul": "matmul",
            "less": "less", "less_equal": "less_equal", "greater": "greater", "greater_equal": "greater_equal",
            "equal": "equal", "not_equal": "not_equal"}
+
+
+def _reduction(op, x, axis, keepdims, numpy_arguments):
+    """x.sum(...) and friends; NumPy's arguments graphc doesn't take must be left at their defaults."""
+    given = {k: v for k, v in numpy_arguments.items() if v is not None}
+    if given:
+        raise GraphcError(describe(op, [x.type], user_location(), f"takes axis and keepdims only, got {sorted(given)}"))
+    return getattr(_functions(), op)(x, axis, keepdims)
 
 
 def _functions():
