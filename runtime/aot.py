@@ -325,6 +325,7 @@ def build(key):
     graph, kernel = artifact["graph"], artifact["kernel"]
     function = getattr(cache.load_module(key, kernel.source), kernel.name)
     dispatcher = numba.njit(argument_types(graph, kernel), cache=True, error_model="numpy")(function)
+    cache.record_numba_files(key)
     signature = dispatcher.nopython_signatures[0]
     numba.pycc.compiler.Flags = _numpy_error_model_flags()
     folder = tempfile.mkdtemp(prefix=".aot-", dir=cache.cache_dir())

@@ -25,11 +25,9 @@ import atexit
 import functools
 import hashlib
 import importlib.metadata
-import io
 import json
 import logging
 import os
-import pickletools
 import platform
 import re
 import shutil
@@ -344,26 +342,30 @@ def write_module(key, source):
 
 def load_module(key, source):
     """The kernel module for `key`, once per process. Its code is compiled from `source` (the entry's text,
-    whose digest was checked), never from the file or a .pyc beside it; Numba's cache files for it are
-    checked first (a damaged one is removed, so Numba compiles afresh rather than failing)."""
+    whose digest was checked), never from the file or a .pyc beside it; Numba's cache files for it that
+    differ from the entry's record are removed first (Numba then compiles afresh rather than failing)."""
     name = f"graphc_kernel_{key}"
     if name in sys.modules:
         return sys.modules[name]
     target = write_module(key, source)
-    for folder in numba_cache_folders(target):
-        discard_bad_numba_files(folder, f"graphc_{key}.")
+    _discard_unrecorded_numba_files(key)
     module = types.ModuleType(name)
     module.__file__ = target
     exec(compile(source, target, "exec"), module.__dict__)  # noqa: S102  the entry's own, verified source
     sys.modules[name] = module
+    _numba_keys.add(key)
     return module
 
 
 # ---- Numba's cache files -----------------------------------------------------------------------------
-# Numba reads its index (.nbi: two pickles) and data (.nbc: one) with pickle and raises on a damaged
-# one. Before Numba sees them, the kernel's files are checked without running any of their code: each
-# stream is walked opcode by opcode and must end exactly at the file's end (a truncated or garbled file
-# fails). Files that fail, or may be someone else's, are removed, so Numba compiles afresh.
+# Numba loads its index (.nbi) and data (.nbc) with pickle, and a data file swapped in from another
+# kernel fails, or runs that kernel when its module is loaded. So the entry records the sha256 of the
+# kernel's Numba files once Numba has written them (record_numba_files, after the compile), and before
+# Numba reads them again any that differ from the record (damaged, foreign, or never recorded because
+# the writer was killed) are removed: Numba then compiles afresh.
+
+_numba_keys = set()  # kernels whose module this process loaded, whose Numba files are to be recorded
+
 
 def numba_cache_folders(module_file):
     """Where Numba keeps the cache of a module's functions: NUMBA_CACHE_DIR's subfolder for it when set,
@@ -377,41 +379,50 @@ def numba_cache_folders(module_file):
     return [os.path.join(os.path.dirname(module_file), "__pycache__")]
 
 
-def discard_bad_numba_files(folder, prefix):
+def _numba_files(key):
+    """{path: sha256} of the kernel's Numba cache files (Untrusted or OSError when one can't be read)."""
+    found = {}
+    for folder in numba_cache_folders(path(key, ".py")):
+        for name in _listdir(folder):
+            if name.startswith(f"graphc_{key}.") and name.endswith((".nbi", ".nbc")):
+                found[os.path.join(folder, name)] = sha256(read_trusted(os.path.join(folder, name)))
+    return found
+
+
+def _discard_unrecorded_numba_files(key):
+    """Remove the kernel's Numba files unless each is the one the entry records."""
+    record = recorded(key, "numba") or {}
     try:
-        names = [n for n in os.listdir(folder) if n.startswith(prefix)]
-    except OSError:
-        return
-    for index in (n for n in names if n.endswith(".nbi")):
-        problem = _numba_index_problem(os.path.join(folder, index), folder)
-        if problem:
-            stem = index[:-len(".nbi")]
-            log.warning("graphc: removing Numba's cache of %s: %s", stem, problem)
-            for name in names:
-                if name == index or name.startswith(stem + ".") and name.endswith(".nbc"):
+        problem = next((f"{os.path.basename(p)} is not the file its entry records" for p, digest in _numba_files(key).items()
+                        if record.get(os.path.basename(p)) != digest), None)
+    except (OSError, Untrusted) as error:
+        problem = str(error)
+    if problem:
+        (log.warning if record else log.info)("graphc: removing Numba's cache of kernel %s: %s", key, problem)
+        for folder in numba_cache_folders(path(key, ".py")):
+            for name in _listdir(folder):
+                if name.startswith(f"graphc_{key}."):
                     _unlink(os.path.join(folder, name))
 
 
-def _numba_index_problem(index, folder):
-    stem = os.path.basename(index)[:-len(".nbi")]
+def record_numba_files(key):
+    """Record the digests of the kernel's Numba files in its entry, when this process loaded the kernel
+    module and they changed (Numba wrote them): a no-op on an ahead-of-time warm start."""
+    if key not in _numba_keys or not persistent():
+        return
     try:
-        _check_pickles(read_trusted(index), count=2)
-        for name in os.listdir(folder):
-            if name.startswith(stem + ".") and name.endswith(".nbc"):
-                _check_pickles(read_trusted(os.path.join(folder, name)), count=1)
-    except (Untrusted, OSError, ValueError) as error:
-        return f"{type(error).__name__}: {str(error)[:200]}"
-    return None
+        found = {os.path.basename(p): digest for p, digest in _numba_files(key).items()}
+        if found != recorded(key, "numba"):
+            record_module(key, "numba", found)
+    except (OSError, Untrusted, BadEntry):
+        pass  # unrecorded files are removed before their next use
 
 
-def _check_pickles(data, count):
-    """`count` complete pickle streams filling `data`, walked without executing them (ValueError if not)."""
-    stream = io.BytesIO(data)
-    for _ in range(count):
-        for _opcode, _arg, _position in pickletools.genops(stream):
-            pass
-    if stream.tell() != len(data):
-        raise ValueError(f"{len(data) - stream.tell()} bytes after the pickled data")
+def _listdir(folder):
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
 
 
 def _unlink(target):

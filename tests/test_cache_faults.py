@@ -121,6 +121,7 @@ CASES = {
     "ahead-of-time module owned by another user": ("aot", foreign_owner, "not loading the ahead-of-time module"),
     "Numba's index truncated": ("index", truncate, "removing Numba's cache"),
     "Numba's data garbled": ("data", garble, "removing Numba's cache"),
+    "Numba's data of the other graph": ("data", swap_in, "is not the file its entry records"),
 }
 
 
