@@ -4,19 +4,27 @@ A kernel is compiled for one signature (dtypes, ranks, C layout), so call-time s
 Numba's dispatcher is then closed (disable_compile). `COUNTS` counts, per process, kernels compiled
 by Numba, loaded from Numba's cache and imported ahead-of-time: tests use it to prove that a warm
 start compiled nothing.
+
+gc.compile may run in several threads at once; one kernel is compiled or loaded at a time (LOADING),
+since what that touches is process-wide: the kernel modules in sys.modules, Numba's cache files,
+COUNTS, the ahead-of-time queue and the one-time setups (malloc tuning, BLAS preload, the threading
+layer). Numba compiles one function at a time anyway (its own compiler lock); the passes still run
+concurrently.
 """
 import collections
 import math
+import threading
 
 import numpy as np
 
 from graphc.errors import GraphcError
 
-from . import aot
+from . import aot, threads
 from .allocator import keep_freed_memory
 from .cache import load_module
 
 COUNTS = collections.Counter()
+LOADING = threading.Lock()
 TINY_ELEMENTS = 4096  # arrays up to this size are tiny (see wants_ahead_of_time)
 
 
@@ -38,11 +46,14 @@ def compile_kernel(graph, kernel, key):
     """The njit dispatcher, compiled now (or loaded from Numba's cache) for the graph's argument types."""
     aot.preload_blas()  # before Numba's first compile, which otherwise imports all of scipy.linalg for BLAS
     import numba
+    parallel = is_parallel(kernel)
+    if parallel:
+        threads.threading_layer()  # graphc's choice, made before Numba's first parallel launch
     module = load_module(key, kernel.source)
     fn = getattr(module, kernel.name)
     try:
         dispatcher = numba.njit(argument_types(graph, kernel), cache=True, error_model="numpy", nogil=True,
-                                parallel=is_parallel(kernel))(fn)
+                                parallel=parallel)(fn)
     except numba.core.errors.NumbaError as error:
         raise GraphcError(f"internal error: the generated kernel for graph {graph.name} failed to compile "
                           f"(see f.source()): {str(error).splitlines()[0]}") from error
@@ -65,7 +76,16 @@ def wants_ahead_of_time(graph, kernel):
 
 def kernel_function(graph, kernel, key):
     """(callable, where it came from, whether the binder must check types): the ahead-of-time module
-    when one was built for this key, else Numba (whose dispatcher checks types itself)."""
+    when one was built for this key, else Numba (whose dispatcher checks types itself); a parallel
+    kernel's dispatcher is wrapped as the threading layer needs (threads.parallel_call)."""
+    with LOADING:
+        function, where, check_types = _load_or_compile(graph, kernel, key)
+    if is_parallel(kernel):
+        function = threads.parallel_call(function, graph.name)
+    return function, where, check_types
+
+
+def _load_or_compile(graph, kernel, key):
     keep_freed_memory()
     ahead = wants_ahead_of_time(graph, kernel)
     entry = aot.load(key, kernel.name) if ahead else None
