@@ -190,3 +190,55 @@ def test_waiting_for_builds_waits_for_the_builders_exit(tmp_path, monkeypatch):
     aot.wait_for_builds(timeout=30)
     assert time.perf_counter() - start > 0.9
     builder.wait()
+
+
+# ---- the entry's graph as plain data (graphc/serialize.py) --------------------------------------------
+
+@pytest.fixture(scope="module")
+def optimized():
+    """An MLP step's final graph: fused bodies, loop tags, reuse tags, call-time sizes, array constants."""
+    from graphc import passes
+    X, labels = gc.tensor("X", (None, 4), "float32"), gc.tensor("labels", (None,), "int64")
+    W = gc.tensor("W", (4, 3), "float32")
+    logits = gc.relu(X @ W + gc.constant(np.arange(3, dtype=np.float32)))
+    loss = -gc.mean(gc.take_along_axis(gc.log_softmax(logits, axis=1), labels[:, None], axis=1))
+    graph = gc.lower([loss], [X, labels, W], [(W, W - 0.1 * gc.grad(loss, W))], "mlp")
+    return passes.run_pipeline(graph, passes.PIPELINE).graph
+
+
+def test_a_graph_survives_json(optimized):
+    import json
+    from graphc.printer import format_graph
+    from graphc.runtime import codegen
+    from graphc.serialize import graph_from_json, graph_to_json
+    loaded = graph_from_json(json.loads(json.dumps(graph_to_json(optimized))))
+    assert format_graph(loaded) == format_graph(optimized)
+    assert codegen.generate(loaded).source == codegen.generate(optimized).source
+    assert loaded.memory_plan.report(N=7) == optimized.memory_plan.report(N=7)
+    assert [dict(loaded[n]).keys() for n in loaded.g] == [dict(optimized[n]).keys() for n in optimized.g]
+
+
+@pytest.mark.parametrize("damage", ["unknown op", "unknown attribute", "unknown field", "wrong type",
+                                    "newer version", "array too short", "size cycle"])
+def test_a_graph_that_is_not_valid_data_is_refused(optimized, damage):
+    import copy
+    from graphc.serialize import SerializeError, graph_from_json, graph_to_json
+    data = copy.deepcopy(graph_to_json(optimized))
+    node = next(n for n in data["nodes"] if n["op"] not in ("input", "constant"))
+    if damage == "unknown op":
+        node["op"] = "os.system"
+    elif damage == "unknown attribute":
+        node["attrs"]["command"] = "rm -rf /"
+    elif damage == "unknown field":
+        node["__reduce__"] = 1
+    elif damage == "wrong type":
+        node["type"][0] = "float16"
+    elif damage == "newer version":
+        data["version"] += 1
+    elif damage == "array too short":
+        array = next(n for n in data["nodes"] if n["op"] == "constant" and isinstance(n["attrs"]["value"], dict))
+        array["attrs"]["value"]["shape"] = [1000]
+    else:
+        data["dims"][0]["parent"] = 0
+    with pytest.raises(SerializeError):
+        graph_from_json(data)
