@@ -13,6 +13,7 @@ import pytest
 import graphc as gc
 from graphc.errors import GraphcError, ShapeError
 from graphc.runtime import threads
+from graphc.runtime.compile import COUNTS
 from graphc.types import Dim, resolve, transaction, unify
 
 THREADS = 8
@@ -152,6 +153,35 @@ def test_the_kernels_are_serial_and_parallel(serial, parallel):
 
 def test_calls_from_threads_match_numpy(serial, parallel):
     call_from_threads(serial, parallel, CALLS)
+
+
+
+def test_graphs_declared_and_compiled_in_threads(serial, parallel):
+    """8 threads compile at once, half of them one shared graph, half their own declarations; each kernel
+    is counted once (COUNTS), and every function computes its thread's results."""
+    x = gc.tensor("x", (None,), "float64")
+    shared = [x], [gc.tanh(x * 2.0 + 1.0) * x]
+    before = sum(COUNTS.values())
+
+    def declared(k):
+        """(function, arguments, NumPy's result): odd threads compile the shared graph, even threads
+        declare their own serial or parallel one."""
+        a, b, x_value = thread_inputs(k)
+        chain = np.tanh(x_value * 2.0 + 1.0) * x_value
+        if k % 2:
+            return gc.compile(*shared, name="shared_chain"), (x_value,), chain
+        if k % 4:
+            return build_parallel(), (x_value,), chain
+        return build_serial(), (a, b), np.tanh(a * b).sum(axis=1)
+
+    def work(k):
+        function, arguments, want = declared(k)
+        for _ in range(1000):
+            (got,) = function(*arguments)
+            assert close(got, want), f"thread {k}: {got}"
+
+    run_in_threads(work)
+    assert sum(COUNTS.values()) - before == THREADS
 
 
 # ---- the threading layer --------------------------------------------------------------------------------
