@@ -217,7 +217,7 @@ def fused_lines(ctx, node, steps, extras=(), output=-1):
         body.append(f"{ind}{temps[-1]} = {OPS[step.op].scalar(ScalarSpec(args, step.type.dtype, ctx.const))}")
     body += [f"{ind}{element(e)} = {temps[j]}" for e, j in extras]
     checked = [(j, steps[j], t) for j, t in enumerate(temps) if ctx.check_finite and steps[j].type.dtype.startswith("float")]
-    if not space:
+    if not space and not reducer:
         lines = [line.strip() for line in body[:-1]] + [f"{ctx.var(node)} = {body[-1].split(' = ', 1)[1]}"]
         value = {temps[-1]: ctx.var(node)}  # the last step's value is the node's, under its name
         return lines + [line for j, step, t in checked for line in
