@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from graphc.errors import GraphcError, PassError
+from graphc.loc import user_location
 from graphc.ops import OPS
 
 
@@ -43,7 +44,8 @@ def run_pipeline(graph, pipeline, disable=(), verify=False, on_dump=None):
     known = {p.name for p in pipeline}
     unknown = set(disable) - known
     if unknown:
-        raise GraphcError(f"unknown passes {sorted(unknown)}; the pipeline is {[p.name for p in pipeline]}")
+        raise GraphcError(f"unknown passes {sorted(unknown)}; the pipeline is {[p.name for p in pipeline]} "
+                          f"(at {user_location()})")
     snapshots, records, done = {"input": graph}, [], []
     for p in pipeline:
         if p.name in disable:

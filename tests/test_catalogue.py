@@ -80,6 +80,7 @@ ROWS = [
     ("compile_verify_str", lambda: gc.compile([X], [X], verify="yes"), gc.GraphcError, ["gc.compile verify", "'yes'"]),
     ("compile_check_finite_str", lambda: gc.compile([X], [X], check_finite="no"), gc.GraphcError,
      ["gc.compile check_finite", "'no'"]),
+    ("compile_disable_unknown", lambda: gc.compile([X], [X], disable=["nope"]), gc.GraphcError, ["unknown passes", "nope"]),
     ("updates_list", lambda: gc.compile([X], [X], updates=[(X, X)]), gc.GraphcError, ["updates", "dict", "list"]),
     ("update_target_not_input", lambda: gc.compile([X], [X], updates={D: D}), gc.GraphcError, ["update target", "d: f64[]"]),
     ("update_key_str", lambda: gc.compile([X], [X], updates={"x": X}), gc.GraphcError, ["update target", "'x'"]),
