@@ -19,10 +19,11 @@ unified stay unified. A MemoryPlan is written without its graph: on load it name
 graph it belongs to (the planner's input differs from it only by the reuse tags).
 """
 import base64
+import functools
+import inspect
 import itertools
 import math
 
-import networkx as nx
 import numpy as np
 
 from .errors import GraphcError
@@ -129,7 +130,7 @@ def graph_from_json(data):
 
 
 def _read(data):
-    if not (isinstance(data, dict) and data.get("schema") == SCHEMA):
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         _fail("not a graphc graph")
     if data.get("version") != VERSION:
         _fail(f"graph schema version {data.get('version')!r}, this graphc reads {VERSION}")
@@ -138,7 +139,7 @@ def _read(data):
     for fields in data["nodes"]:
         reader.node(graph, fields)
     for u, v in data["edges"]:
-        if not (u in graph.g and v in graph.g):
+        if u not in graph.g or v not in graph.g:
             _fail(f"edge {u} -> {v} between missing nodes")
         graph.g.add_edge(u, v)
     graph.inputs = [_int(n) for n in data["inputs"]]
@@ -166,10 +167,11 @@ class _Reader:
             dim.parts = tuple(self.dim(p) for p in record["parts"])
             dim._parent = None if record["parent"] is None else self.dim(record["parent"])
             dim._value = None if record["value"] is None else _int(record["value"])
-        _acyclic(self.dims)
+        _acyclic({k: list(r["parts"]) + ([r["parent"]] if r["parent"] is not None else []) for k, r in enumerate(records)},
+                 "sizes")
 
     def dim(self, k):
-        if not (isinstance(k, int) and not isinstance(k, bool) and 0 <= k < len(self.dims)):
+        if type(k) is not int or not 0 <= k < len(self.dims):
             _fail(f"no size #{k!r}")
         return self.dims[k]
 
@@ -200,7 +202,7 @@ class _Reader:
     def position(self, data):
         """A buffer's first or last step: an int, or infinity (alive to the end: a returned value)."""
         value = self.value(data)
-        if not (value == math.inf or isinstance(value, int) and not isinstance(value, bool)):
+        if value != math.inf and type(value) is not int:
             _fail(f"bad position {value!r}")
         return value
 
@@ -216,7 +218,7 @@ class _Reader:
             return value
         if kind is list:  # the common case inlined: a warm start reads thousands of small tuples
             return tuple([v if type(v) in PLAIN else self.value(v) for v in value])
-        if not (kind is dict and len(value) in (1, 3)):
+        if kind is not dict or len(value) not in (1, 3):
             _fail(f"unknown value {value!r:.80}")
         if "dim" in value:
             return self.dim(value["dim"])
@@ -225,7 +227,7 @@ class _Reader:
         if "body" in value:
             return Body(tuple(self.step(s) for s in value["body"]))
         if "float" in value:
-            if not (value["float"] in ("inf", "-inf", "nan")):
+            if value["float"] not in ("inf", "-inf", "nan"):
                 _fail(f"unknown float {value['float']!r}")
             return float(value["float"])
         if "array" in value:
@@ -233,19 +235,19 @@ class _Reader:
         raise SerializeError(f"unknown value {value!r:.80}")
 
     def step(self, data):
-        if not (set(data) == {"op", "args", "attrs", "type"}):
+        if set(data) != {"op", "args", "attrs", "type"}:
             _fail("a fused step needs op, args, attrs, type")
-        if not (data["op"] in OPS):
+        if data["op"] not in OPS:
             _fail(f"unknown op {data['op']!r} in a fused body")
         return Step(data["op"], self.value(data["args"]), self.value(data["attrs"]), self.type(data["type"]))
 
 
 def _array(value):
-    if not (set(value) == {"array", "dtype", "shape"} and value["dtype"] in DTYPES):
+    if set(value) != {"array", "dtype", "shape"} or value["dtype"] not in DTYPES:
         _fail("an array needs data, dtype, shape")
     shape = tuple(_int(s) for s in value["shape"])
     raw = base64.b64decode(value["array"].encode("ascii"), validate=True)
-    if not (len(raw) == np.dtype(value["dtype"]).itemsize * math.prod(shape)):
+    if len(raw) != np.dtype(value["dtype"]).itemsize * math.prod(shape):
         _fail("array data does not fit its shape")
     array = np.frombuffer(raw, dtype=value["dtype"]).reshape(shape).copy()
     array.setflags(write=False)  # as gc.constant makes them
@@ -256,15 +258,17 @@ def _check(graph):
     """The graph is well formed: acyclic, edges match operands, outputs and updates name nodes, and each
     op's shape rule accepts its operands and attributes (an attribute the rule does not take is refused)
     and gives the recorded dtype and rank (sizes may be fresh call-time sizes, so only fixed ones compare)."""
-    if not (nx.is_directed_acyclic_graph(graph.g)):
-        _fail("the graph has a cycle")
+    _acyclic({node: list(graph.g.successors(node)) for node in graph.g}, "the graph's nodes")
     for node in graph.inputs + graph.outputs + [n for pair in graph.updates for n in pair]:
-        if not (node in graph.g):
+        if node not in graph.g:
             _fail(f"the graph refers to missing node %{node}")
     for node in graph.g.nodes:
-        if not (set(graph.g.predecessors(node)) == set(graph.args(node))):
+        if set(graph.g.predecessors(node)) != set(graph.args(node)):
             _fail(f"node %{node}'s edges disagree with its operands")
         opdef = OPS[graph.op(node)]
+        _check_attrs(graph.op(node), graph.attrs(node), f"node %{node}")
+        for step in getattr(graph.attrs(node).get("body"), "steps", ()):
+            _check_attrs(step.op, dict(step.attrs), f"a step of node %{node}")
         if opdef.kind != "source":
             with transaction():
                 inferred = opdef.infer([graph.type(a) for a in graph.args(node)], **graph.attrs(node))
@@ -272,19 +276,39 @@ def _check(graph):
                 _fail(f"node %{node} ({graph.op(node)}) is typed {graph.type(node)}, its rule gives {inferred}")
 
 
+def _check_attrs(op, attrs, where):
+    """An op whose shape rule names no attribute (it takes **attrs and ignores them: elementwise ops) has none."""
+    if attrs and op not in SOURCE_ATTRS and _takes_no_named_attrs(op):
+        _fail(f"{where} ({op}) has attributes {sorted(attrs)}, which {op} does not take")
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_no_named_attrs(op):
+    parameters = list(inspect.signature(OPS[op].infer).parameters.values())[1:]
+    return all(p.kind == p.VAR_KEYWORD for p in parameters)
+
+
 def _agrees(inferred, recorded):
     return (inferred.dtype == recorded.dtype and inferred.ndim == recorded.ndim
             and all(a == b for a, b in zip(inferred.shape, recorded.shape) if not isinstance(a, Dim) and not isinstance(b, Dim)))
 
 
-def _acyclic(dims):
-    """No size is its own part or parent (computing it would never end)."""
-    links = nx.DiGraph()
-    links.add_nodes_from(map(id, dims))
-    for dim in dims:
-        links.add_edges_from((id(dim), id(d)) for d in dim.parts + ((dim._parent,) if dim._parent else ()))
-    if not (nx.is_directed_acyclic_graph(links)):
-        _fail("sizes form a cycle")
+def _acyclic(links, what):
+    """No cycle through `links` ({item: items it leads to}), by Kahn's algorithm (networkx's first call
+    costs a warm start ~2 ms)."""
+    incoming = dict.fromkeys(links, 0)
+    for targets in links.values():
+        for target in targets:
+            incoming[target] += 1
+    ready, seen = [n for n, count in incoming.items() if count == 0], 0
+    while ready:
+        seen += 1
+        for target in links[ready.pop()]:
+            incoming[target] -= 1
+            if incoming[target] == 0:
+                ready.append(target)
+    if seen != len(links):
+        _fail(f"{what} form a cycle")
 
 
 def _fail(message):
@@ -292,13 +316,13 @@ def _fail(message):
 
 
 def _int(value):
-    if not (isinstance(value, int) and not isinstance(value, bool)):
+    if type(value) is not int:
         _fail(f"expected an integer, got {value!r:.40}")
     return value
 
 
 def _text(value):
-    if not (isinstance(value, str)):
+    if type(value) is not str:
         _fail(f"expected a string, got {value!r:.40}")
     return value
 

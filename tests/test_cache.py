@@ -218,7 +218,7 @@ def test_a_graph_survives_json(optimized):
     assert [dict(loaded[n]).keys() for n in loaded.g] == [dict(optimized[n]).keys() for n in optimized.g]
 
 
-@pytest.mark.parametrize("damage", ["unknown op", "unknown attribute", "unknown field", "wrong type",
+@pytest.mark.parametrize("damage", ["unknown op", "unknown attribute", "attribute of a fused step", "unknown field", "wrong type",
                                     "newer version", "array too short", "size cycle"])
 def test_a_graph_that_is_not_valid_data_is_refused(optimized, damage):
     import copy
@@ -229,6 +229,9 @@ def test_a_graph_that_is_not_valid_data_is_refused(optimized, damage):
         node["op"] = "os.system"
     elif damage == "unknown attribute":
         node["attrs"]["command"] = "rm -rf /"
+    elif damage == "attribute of a fused step":
+        fused = next(n for n in data["nodes"] if n["op"] == "fused")
+        fused["attrs"]["body"]["body"][0]["attrs"] = [["command", "rm -rf /"]]
     elif damage == "unknown field":
         node["__reduce__"] = 1
     elif damage == "wrong type":
