@@ -24,7 +24,7 @@ def interpret(graph, *args, promote=False):
         data = graph[node]
         dtype = "float64" if promote and data["type"].dtype == "float32" else data["type"].dtype
         if data["op"] == "input":
-            value = np.asarray(feeds[node], dtype=dtype)
+            value = _feed(data, feeds[node], dtype)
         else:
             attrs = {k: _concrete(v, sizes) for k, v in data["attrs"].items()}
             inputs = [values[a] for a in data["args"]]
@@ -32,6 +32,14 @@ def interpret(graph, *args, promote=False):
         _learn_sizes(data["type"].shape, value.shape, sizes)
         values[node] = value
     return [values[o] for o in graph.outputs], {target: values[v] for target, v in graph.updates}
+
+
+def _feed(data, value, dtype):
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise CallError(f"interpret: input {data['attrs']['name']!r} ({data['type']}) got {type(value).__name__}, "
+                        f"not an array of numbers: {error} (at {user_location()})") from None
 
 
 def _learn_sizes(declared, actual, sizes):

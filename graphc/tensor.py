@@ -276,9 +276,18 @@ def apply(op_name, *operands, **attrs):
     try:
         with transaction():
             out_type = op.infer(types, **attrs)
+        _check_result_size(out_type)
     except GraphcError as error:
         raise type(error)(describe(op_name, types, user_location(), str(error))) from None
     return Tensor(op_name, inputs, attrs, out_type, user_location())
+
+
+def _check_result_size(out_type):
+    """Sizes stay within int64 through every op (a concatenation, a broadcast or a matmul can outgrow it)."""
+    try:
+        checked_shape(out_type.shape)
+    except ShapeError as error:
+        raise ShapeError(f"the result is too large: {error}") from None
 
 
 def input_tensor(name, shape, dtype):

@@ -22,6 +22,7 @@ I64 = gc.tensor("i64", (3,), "int64")
 B = gc.tensor("flags", (3,), "bool")
 F32 = gc.tensor("f32", (3,), "float32")
 IDX = gc.tensor("idx", (2, 1), "int64")
+BIG = gc.tensor("big", (2**62,), "float64")  # within int64, as long as nothing doubles it
 
 # (id, the bad input, the exception class, words the message must hold besides the line)
 ROWS = [
@@ -167,6 +168,9 @@ ROWS = [
     ("matmul_scalars", lambda: D @ D, gc.ShapeError, ["matmul", "f64[]", "rank"]),
     ("matmul_mixed_dtypes", lambda: F32 @ M, gc.DTypeError, ["matmul", "f32[3]", "f64[3,4]"]),
     ("matmul_inner", lambda: X @ X, gc.ShapeError, ["matmul", "f64[2,3]", "inner sizes 3 and 2"]),
+    ("concatenate_beyond_int64", lambda: gc.concatenate([BIG, BIG]), gc.ShapeError, ["concatenate", "f64[4611686018427387904]", "too large"]),
+    ("broadcast_beyond_int64", lambda: gc.reshape(BIG, (-1, 1)) * M[0], gc.ShapeError, ["mul", "f64[4611686018427387904,1]", "f64[4]", "int64"]),
+    ("matmul_beyond_int64", lambda: gc.reshape(BIG, (-1, 1)) @ gc.reshape(BIG, (1, -1)), gc.ShapeError, ["matmul", "too large"]),
     # indexing
     ("getitem_float", lambda: X[1.0], gc.ShapeError, ["getitem", "f64[2,3]", "1.0"]),
     ("getitem_bool", lambda: X[True], gc.ShapeError, ["getitem", "f64[2,3]", "True"]),
@@ -199,6 +203,7 @@ ROWS = [
     ("constant_object", lambda: gc.constant(object()), gc.DTypeError, ["constant", "dtype('O')"]),
     ("interpret_a_tensor", lambda: gc.interpret(X), gc.GraphcError, ["interpret", "Tensor"]),
     ("interpret_arity", lambda: gc.interpret(gc.lower([X * 2.0], [X])), gc.CallError, ["interpret", "1 arrays, got 0"]),
+    ("interpret_bad_feed", lambda: gc.interpret(gc.lower([X * 2.0], [X]), "a"), gc.CallError, ["interpret", "'x'", "f64[2,3]", "str"]),
     ("lower_a_number", lambda: gc.lower(5), gc.GraphcError, ["outputs", "int 5"]),
 ]
 
