@@ -87,16 +87,17 @@ def folder_problem(folder, create=False):
     try:
         if create and not os.path.lexists(folder):
             os.makedirs(folder, mode=0o700, exist_ok=True)
-        info = os.lstat(folder)
+        info = os.stat(folder)
     except OSError as error:
         return f"{type(error).__name__}: {error.strerror or error}"
-    problem = _owner_problem(info, "folder") or (None if stat.S_ISDIR(info.st_mode) else "it is not a folder")
+    if not stat.S_ISDIR(info.st_mode):
+        return "it is not a folder"
+    problem = _owner_problem(info, "folder")
     if problem is None and not os.access(folder, os.W_OK | os.X_OK):
         problem = "it is read-only"
     numba_folder = os.path.join(folder, "__pycache__")
-    if problem is None and os.path.lexists(numba_folder):
-        inner = _owner_problem(os.lstat(numba_folder), "folder")
-        problem = inner and f"{numba_folder} {inner}"
+    if problem is None and os.path.isdir(numba_folder):
+        problem = _owner_problem(os.stat(numba_folder), "__pycache__ folder in it")
     return problem
 
 
@@ -245,7 +246,8 @@ def load_artifact(key):
     target = path(key, ".json")
     try:
         entry = _parse_entry(key, read_trusted(target))
-        artifact = {"graph": _graph_from(entry), "kernel": _kernel_from(entry)}
+        graph = _graph_from(entry)
+        artifact = {"graph": graph, "kernel": _kernel_from(entry, graph)}
     except (TypeError, AttributeError, KeyError) as error:  # a field of the wrong kind
         return None, f"the cache entry was unusable (malformed: {type(error).__name__})"
     except FileNotFoundError:
@@ -264,8 +266,10 @@ def _parse_entry(key, data):
         entry = json.loads(data)
     except (ValueError, RecursionError, MemoryError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise BadEntry(f"not JSON: {type(error).__name__}") from None
-    if not isinstance(entry, dict) or entry.get("format") != FORMAT:
-        raise BadEntry(f"format {entry.get('format') if isinstance(entry, dict) else '?'!r}, this graphc writes {FORMAT}")
+    if not isinstance(entry, dict):
+        raise BadEntry("not an entry")
+    if entry.get("format") != FORMAT:
+        raise BadEntry(f"format {entry.get('format')!r}, this graphc reads {FORMAT}")
     if entry.get("key") != key:
         raise BadEntry(f"it belongs to another graph (key {str(entry.get('key'))[:24]}...)")
     return entry
@@ -274,23 +278,21 @@ def _parse_entry(key, data):
 def _graph_from(entry):
     from graphc.serialize import SerializeError, graph_from_json
     try:
-        return graph_from_json(entry.get("graph"))
+        return graph_from_json(entry["graph"])
     except SerializeError as error:
         raise BadEntry(f"graph: {error}") from None
 
 
-def _kernel_from(entry):
+def _kernel_from(entry, graph):
+    """codegen's Kernel from the entry (a field of the wrong kind raises TypeError or KeyError)."""
     from .codegen import Kernel
-    data = entry.get("kernel")
-    try:
-        source, name, arg_nodes, scalar_args = data["source"], data["name"], data["arg_nodes"], data["scalar_args"]
-        ok = (isinstance(source, str) and isinstance(name, str) and name.isidentifier()
-              and all(type(n) is int for n in arg_nodes) and all(type(k) is int for k in scalar_args))
-    except (TypeError, KeyError):
-        ok = False
-    if not ok:
+    data = entry["kernel"]
+    source, name, arg_nodes, scalar_args = data["source"], data["name"], data["arg_nodes"], data["scalar_args"]
+    if not (isinstance(source, str) and isinstance(name, str) and name.isidentifier()
+            and all(type(n) is int and n in graph.g for n in arg_nodes)
+            and all(type(k) is int and 0 <= k < len(arg_nodes) for k in scalar_args)):
         raise BadEntry("the kernel description is malformed")
-    if sha256(source) != entry.get("modules", {}).get("source"):
+    if sha256(source) != entry["modules"]["source"]:
         raise BadEntry("the kernel source does not match its recorded digest")
     return Kernel(source, name, list(arg_nodes), set(scalar_args))
 
