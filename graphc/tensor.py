@@ -8,7 +8,7 @@ import numpy as np
 from .errors import DTypeError, GraphcError, ShapeError, describe
 from .loc import user_location
 from .ops.registry import get as get_op
-from .types import Dim, TensorType, canonical_dtype, is_float, transaction
+from .types import INT_DTYPES, Dim, TensorType, canonical_dtype, is_float, result_dtype, transaction
 
 
 def _refuse(op, symbol, reason):
@@ -237,13 +237,15 @@ def _short(value):
 
 
 def _number_dtype(number, partner_dtypes):
-    """A Python number takes its tensor partner's dtype (`x * 2.0` stays float32)."""
+    """A Python number takes its tensor partners' dtype of its kind, as NumPy 2's weak scalars do (`x * 2.0`
+    stays float32, `i32 + 1` int32, also beside a bool condition: `where(c, i32, 2)` is int32)."""
     floats = [d for d in partner_dtypes if is_float(d)]
+    ints = [d for d in partner_dtypes if d in INT_DTYPES]
     if isinstance(number, bool):
         return "bool" if "bool" in partner_dtypes else (partner_dtypes[0] if partner_dtypes else "bool")
     if isinstance(number, numbers.Integral):
-        return floats[0] if floats else (partner_dtypes[0] if partner_dtypes and partner_dtypes[0] != "bool" else "int64")
-    return floats[0] if floats else "float64"
+        return result_dtype(*floats) if floats else result_dtype(*ints) if ints else "int64"
+    return result_dtype(*floats) if floats else "float64"
 
 
 def as_tensors(values):

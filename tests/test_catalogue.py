@@ -253,6 +253,7 @@ def _no_foreign_traceback(error):
 def valid():
     e, d, flags = gc.tensor("e", (None,), "float64"), gc.scalar("d", "float64"), gc.tensor("flags", (3,), "bool")
     named = gc.tensor("Exception", (2,), "float64")  # a builtin's name is a fine input name
+    ints = gc.tensor("ints", (3,), "int32")
     outputs = {
         "sum_of_slice": gc.sum(e[1:]),
         "difference": e[1:] - e[:-1],
@@ -270,12 +271,14 @@ def valid():
         "numpy_ufunc": np.exp(e) + np.maximum(e, 2.0),
         "grad_of_scalar_new_axis": gc.grad(gc.sum(d[None] * 3.0) + d[...] * 2.0, d),
         "builtin_name": named * 2.0,
+        "weak_int_beside_bool": gc.where(flags, ints, 2),
     }
-    f = gc.compile([e, d, flags, named], list(outputs.values()))
-    return dict(zip(outputs, f(E_VALUE, D_VALUE, FLAGS_VALUE, np.array([1.0, -2.0]))))
+    f = gc.compile([e, d, flags, named, ints], list(outputs.values()))
+    return dict(zip(outputs, f(E_VALUE, D_VALUE, FLAGS_VALUE, np.array([1.0, -2.0]), INTS_VALUE)))
 
 
 E_VALUE, D_VALUE, FLAGS_VALUE = np.arange(5.0) ** 2, np.array(2.5), np.array([True, False, True])
+INTS_VALUE = np.array([7, -8, 9], np.int32)
 WANT = {
     "sum_of_slice": lambda: np.sum(E_VALUE[1:]),
     "difference": lambda: E_VALUE[1:] - E_VALUE[:-1],
@@ -294,6 +297,7 @@ WANT = {
     "numpy_ufunc": lambda: np.exp(E_VALUE) + np.maximum(E_VALUE, 2.0),
     "grad_of_scalar_new_axis": lambda: np.array(5.0),
     "builtin_name": lambda: np.array([2.0, -4.0]),
+    "weak_int_beside_bool": lambda: np.where(FLAGS_VALUE, INTS_VALUE, 2),  # int32: a Python int is weak
 }
 
 
