@@ -21,9 +21,10 @@ bytes match (a truncated one would crash the process when mapped: SIGBUS). One b
 it holds an flock on `graphc_aot_builder.lock` (released by the kernel when the builder dies, so a
 killed builder leaves no stale lock) and names itself by process id, start time and command
 line (in `graphc_aot_builder.lock.holder`), so a process that merely reuses its id is never reniced
-nor waited for. A builder killed
-mid-build leaves its temporary folder (.aot-*), which the next builder removes; its kernel stays
-queued and is built next.
+nor waited for. A builder killed mid-build leaves its temporary folder (.aot-*), which the next
+builder removes; its kernel stays queued and is built next. The builders a process starts are
+reaped (wait_for_builds waits for them), never left as zombies. With an unusable cache folder
+(runtime/cache.py) nothing is queued.
 """
 import atexit
 import fcntl
