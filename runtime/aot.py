@@ -351,6 +351,7 @@ def main(argv):
     if lock is None:
         print("another builder runs in this folder", flush=True)
         return
+    os.set_inheritable(lock, False)  # a compiler the build runs must not keep the lock after the builder died
     _name_holder(os.getpid())
     while True:
         while _build_next():
