@@ -28,7 +28,6 @@ class Tensor:
     """A value in a graph under construction: an op applied to operand Tensors."""
 
     __slots__ = ("op", "inputs", "attrs", "type", "loc")
-    __array_priority__ = 1000  # numpy scalars on the left defer to our operators
     __hash__ = object.__hash__  # == builds a graph node, so identity hashing is kept explicitly
 
     def __init__(self, op, inputs, attrs, type, loc):
@@ -135,8 +134,7 @@ class Tensor:
 
     # NumPy: its ufuncs on a tensor (np.exp(x), an array on the left of +) build graphc ops; anything else refuses
     def __array_ufunc__(self, ufunc, method, *operands, **kwargs):
-        from . import functions
-        function = getattr(functions, _UFUNCS.get(ufunc.__name__, "-"), None)
+        function = getattr(_functions(), _UFUNCS.get(ufunc.__name__, "-"), None)
         if method != "__call__" or kwargs or function is None:
             types = [t.type for t in operands if isinstance(t, Tensor)]
             raise GraphcError(describe(f"numpy.{ufunc.__name__}", types, user_location(),
@@ -222,6 +220,9 @@ def _number_of(number, dtype):
 
 def _array_of(value, dtype):
     """`value` as a read-only NumPy array of a supported dtype."""
+    if isinstance(value, (list, tuple)) and any(isinstance(v, Tensor) for v in value):
+        raise GraphcError(f"a {type(value).__name__} holding symbolic tensors can't be a constant; join tensors "
+                          "with gc.concatenate")
     try:
         array = np.array(value, dtype=None if dtype is None else canonical_dtype(dtype))
     except (ValueError, TypeError, OverflowError) as error:

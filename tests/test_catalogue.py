@@ -95,6 +95,7 @@ ROWS = [
     ("operand_str", lambda: X + "a", gc.GraphcError, ["add", "f64[2,3]", "str"]),
     ("operand_none", lambda: X * None, gc.GraphcError, ["mul", "f64[2,3]", "NoneType"]),
     ("operand_ragged_list", lambda: X + [[1], [1, 2]], gc.GraphcError, ["add", "f64[2,3]", "list", "inhomogeneous"]),
+    ("operand_list_of_tensors", lambda: X + [X, X], gc.GraphcError, ["add", "f64[2,3]", "list holding symbolic tensors"]),
     ("operand_uint8_array", lambda: X + np.ones(3, np.uint8), gc.DTypeError, ["add", "f64[2,3]", "uint8"]),
     ("operand_huge_list", lambda: I64 + [2**70, 1, 1], gc.DTypeError, ["add", "i64[3]", "dtype('O')"]),
     ("floor_divide", lambda: X // 2, gc.GraphcError, ["floor_divide", "//", "f64[2,3]"]),
