@@ -121,20 +121,26 @@ def unify(a, b):
     """Make sizes a and b equal; return the unified size, or None when they can't be."""
     if not isinstance(a, Dim) and not isinstance(b, Dim):  # two ints: no shared state, no lock
         return a if a == b else None
-    with _unifying:  # roots read and linked in one step: two threads linking X->Y and Y->X would make a cycle
-        a, b = resolve(a), resolve(b)
-        if a is b or a == b and not isinstance(a, Dim):
-            return a
-        if isinstance(a, Dim) and isinstance(b, Dim):
-            _set(b, "_parent", a)
-            return a
-        if isinstance(a, Dim):
-            _set(a, "_value", b)
-            return b
-        if isinstance(b, Dim):
-            _set(b, "_value", a)
-            return a
-        return None
+    _unifying.acquire()  # roots read and linked in one step: two threads linking X->Y and Y->X make a cycle
+    try:
+        return _link(resolve(a), resolve(b))
+    finally:
+        _unifying.release()
+
+
+def _link(a, b):
+    if a is b or a == b and not isinstance(a, Dim):
+        return a
+    if isinstance(a, Dim) and isinstance(b, Dim):
+        _set(b, "_parent", a)
+        return a
+    if isinstance(a, Dim):
+        _set(a, "_value", b)
+        return b
+    if isinstance(b, Dim):
+        _set(b, "_value", a)
+        return a
+    return None
 
 
 def size_text(size, names=None):
