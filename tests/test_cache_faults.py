@@ -123,6 +123,7 @@ CASES = {
     "Numba's index truncated": ("index", truncate, "removing Numba's cache"),
     "Numba's data garbled": ("data", garble, "removing Numba's cache"),
     "Numba's data of the other graph": ("data", swap_in, "is not the file its entry records"),
+    "Numba's index a hostile pickle": ("index", hostile_pickle, "is not the file its entry records"),
 }
 
 
