@@ -210,7 +210,7 @@ ROWS = [
 
 # Call-time rows (a compiled function given bad arrays) belong to the binder's checks (runtime/binder.py);
 # they are added here as (id, positional arguments, keyword arguments, exception class, words), run
-# against CALL_FUNCTION's compiled f(x: f64[2,3], e: f64[?], i32: i32[3]) below.
+# against the call_function fixture's f(x: f64[2,3], e: f64[?], i32: i32[3]) below.
 CALL_ROWS = []
 
 
@@ -235,10 +235,10 @@ def call_function():
     return gc.compile([X, E, I32], [X * 2.0, gc.sum(E), I32 + 1])
 
 
-def test_call_time_rows(call_function):
+def test_call_time_rows(request):
     for name, args, kwargs, error_class, words in CALL_ROWS:
         with pytest.raises(error_class) as caught:
-            call_function(*args, **kwargs)
+            request.getfixturevalue("call_function")(*args, **kwargs)  # compiled only once rows exist
         assert all(word in str(caught.value) for word in words), (name, str(caught.value))
 
 
