@@ -114,7 +114,8 @@ class _Writer:
         raise SerializeError(f"no data form for a value of type {type(value).__name__}: {value!r:.80}")
 
     def step(self, step):
-        return {"op": step.op, "args": self.value(step.args), "attrs": self.value(step.attrs), "type": self.type(step.type)}
+        return {"op": step.op, "args": self.value(step.args), "attrs": self.value(step.attrs), "type": self.type(step.type),
+                "where": step.where}
 
 
 # ---- reading -----------------------------------------------------------------------------------------
@@ -235,11 +236,12 @@ class _Reader:
         raise SerializeError(f"unknown value {value!r:.80}")
 
     def step(self, data):
-        if set(data) != {"op", "args", "attrs", "type"}:
-            _fail("a fused step needs op, args, attrs, type")
+        if set(data) - {"where"} != {"op", "args", "attrs", "type"}:
+            _fail("a fused step needs op, args, attrs, type (and where)")
         if data["op"] not in OPS:
             _fail(f"unknown op {data['op']!r} in a fused body")
-        return Step(data["op"], self.value(data["args"]), self.value(data["attrs"]), self.type(data["type"]))
+        return Step(data["op"], self.value(data["args"]), self.value(data["attrs"]), self.type(data["type"]),
+                    _optional_text(data.get("where")))
 
 
 def _array(value):

@@ -401,10 +401,15 @@ def _discard_unrecorded_numba_files(key):
         problem = str(error)
     if problem:
         (log.warning if record else log.info)("graphc: removing Numba's cache of kernel %s: %s", key, problem)
-        for folder in numba_cache_folders(path(key, ".py")):
-            for name in _listdir(folder):
-                if name.startswith(f"graphc_{key}."):
-                    _unlink(os.path.join(folder, name))
+        remove_numba_files(key)
+
+
+def remove_numba_files(key):
+    """Delete the kernel's files in Numba's cache (they are rebuilt by the next compile)."""
+    for folder in numba_cache_folders(path(key, ".py")):
+        for name in _listdir(folder):
+            if name.startswith(f"graphc_{key}."):
+                _unlink(os.path.join(folder, name))
 
 
 def record_numba_files(key):

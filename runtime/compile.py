@@ -12,6 +12,7 @@ layer). Numba compiles one function at a time anyway (its own compiler lock); th
 concurrently.
 """
 import collections
+import logging
 import math
 import threading
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from graphc.errors import GraphcError
 
-from . import aot, threads
+from . import aot, cache, threads
 from .allocator import keep_freed_memory
 from .cache import load_module
 
@@ -52,8 +53,7 @@ def compile_kernel(graph, kernel, key):
     module = load_module(key, kernel.source)
     fn = getattr(module, kernel.name)
     try:
-        dispatcher = numba.njit(argument_types(graph, kernel), cache=True, error_model="numpy", nogil=True,
-                                parallel=parallel)(fn)
+        dispatcher = _njit(graph, kernel, fn, parallel, key)
     except numba.core.errors.NumbaError as error:
         raise GraphcError(f"internal error: the generated kernel for graph {graph.name} failed to compile "
                           f"(see f.source()): {str(error).splitlines()[0]}") from error
@@ -61,6 +61,24 @@ def compile_kernel(graph, kernel, key):
     loaded = sum(dispatcher.stats.cache_hits.values())
     COUNTS["numba cache loads" if loaded else "numba compiles"] += 1
     return dispatcher, "Numba's cache" if loaded else "compiled by Numba"
+
+
+def _njit(graph, kernel, fn, parallel, key):
+    """numba.njit through Numba's cache; when reading that cache fails anyway (files changed between
+    graphc's digest check and Numba's read, or an error of Numba's own loader), its files for this
+    kernel are removed and the kernel compiles without it."""
+    import numba
+    compile_for = lambda cache: numba.njit(argument_types(graph, kernel), cache=cache, error_model="numpy",  # noqa: E731
+                                           nogil=True, parallel=parallel)(fn)
+    try:
+        return compile_for(True)
+    except numba.core.errors.NumbaError:
+        raise
+    except Exception as error:  # noqa: BLE001  anything Numba's cache loader raises
+        logging.getLogger("graphc").warning("graphc: Numba's cache of kernel %s failed to load (%s: %s); compiling "
+                                            "it without that cache", key, type(error).__name__, error)
+        cache.remove_numba_files(key)
+        return compile_for(False)
 
 
 def wants_ahead_of_time(graph, kernel):

@@ -19,7 +19,10 @@ import logging
 import os
 import threading
 
+import numpy as np
+
 from graphc.errors import GraphcError
+from graphc.loc import user_location
 
 THREAD_SAFE = ("tbb", "omp")
 LAYERS = ("tbb", "omp", "workqueue")
@@ -38,6 +41,10 @@ def set_num_threads(n):
     unless NUMBA_NUM_THREADS says otherwise). Compiled kernels, cached ones included, follow at once."""
     import numba
     threading_layer()
+    most = numba.config.NUMBA_NUM_THREADS
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= most:
+        raise GraphcError(f"gc.set_num_threads takes a whole number from 1 to {most} (the threads started), "
+                          f"got {type(n).__name__} {n!r} (at {user_location()})")
     numba.set_num_threads(int(n))
 
 

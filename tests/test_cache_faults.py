@@ -19,6 +19,7 @@ import time
 import numpy as np
 import pytest
 
+import graphc as gc
 from graphc.runtime import aot, cache
 
 PROGRAM = textwrap.dedent("""
@@ -304,3 +305,18 @@ def test_a_builder_killed_mid_build_leaves_nothing_behind(pristine, tmp_path, mo
     assert not list(folder.glob(".aot-*")) and not list(folder.glob("*.building"))
     assert "could not build graphc_aot_0" in (folder / "graphc_aot_builder.log").read_text()
     assert children_of_this_process() == []
+
+
+def test_an_error_inside_numbas_cache_loader_compiles_without_that_cache(monkeypatch, caplog):
+    """Files that change between graphc's digest check and Numba's read (or a bug of Numba's loader)
+    make Numba's cache raise: the kernel compiles without it, with a warning."""
+    import numba.core.caching
+
+    def broken(*args, **kwargs):
+        raise EOFError("truncated index")
+    monkeypatch.setattr(numba.core.caching.Cache, "load_overload", broken)
+    x = gc.tensor("x", (3,), "float64")
+    with caplog.at_level("WARNING", logger="graphc"):
+        f = gc.compile([x], gc.sum(x * 3.25 - 1.0), name="loader_fault")
+    assert float(f(np.arange(3.0))) == pytest.approx(3 * 3.25 - 3.0)
+    assert any("failed to load (EOFError: truncated index)" in r.getMessage() for r in caplog.records)

@@ -29,6 +29,8 @@ ROWS = [
     # issue 9's findings: raw exceptions that leaked
     ("reshape_to_str", lambda: gc.reshape(X, "ab"), gc.ShapeError, ["reshape", "f64[2,3]", "str 'ab'"]),
     ("reshape_to_none", lambda: gc.reshape(X, None), gc.ShapeError, ["reshape", "f64[2,3]", "NoneType"]),
+    ("threads_zero", lambda: gc.set_num_threads(0), gc.GraphcError, ["gc.set_num_threads", "int 0"]),
+    ("threads_str", lambda: gc.set_num_threads("a"), gc.GraphcError, ["gc.set_num_threads", "str 'a'"]),
     ("sum_float_axis", lambda: gc.sum(X, axis=1.0), gc.ShapeError, ["sum", "f64[2,3]", "float 1.0"]),
     ("broadcast_to_int", lambda: gc.broadcast_to(X, 5), gc.ShapeError, ["broadcast_to", "f64[2,3]", "(5,)"]),
     ("mod", lambda: X % 2, gc.GraphcError, ["mod", "%", "f64[2,3]", "no mod op"]),
@@ -211,7 +213,25 @@ ROWS = [
 # Call-time rows (a compiled function given bad arrays) belong to the binder's checks (runtime/binder.py);
 # they are added here as (id, positional arguments, keyword arguments, exception class, words), run
 # against the call_function fixture's f(x: f64[2,3], e: f64[?], i32: i32[3]) below.
-CALL_ROWS = []
+_X, _E, _I = np.ones((2, 3)), np.ones(4), np.arange(3, dtype=np.int32)
+_READ_ONLY = np.broadcast_to(np.ones(3), (2, 3))
+CALL_ROWS = [
+    ("missing", (_X, _E), {}, gc.CallError, ["missing argument", "'i32'", "i32[3]"]),
+    ("extra", (_X, _E, _I, _I), {}, gc.CallError, ["takes 3 arguments", "got 4"]),
+    ("unknown_keyword", (_X, _E, _I), {"w": 1}, gc.CallError, ["no input named w", "x, e, i32"]),
+    ("wrong_dtype", (_X.astype(np.float32), _E, _I), {}, gc.CallError, ["'x'", "float32", "float64"]),
+    ("int_for_float", (_X, _E, _I.astype(np.int64)), {}, gc.CallError, ["'i32'", "int64", "int32"]),
+    ("wrong_rank", (_X[0], _E, _I), {}, gc.CallError, ["'x'", "rank 1", "expected rank 2"]),
+    ("wrong_fixed_size", (np.ones((2, 4)), _E, _I), {}, gc.CallError, ["'x'", "(2, 4)", "axis 1 must be 3"]),
+    ("list_for_array", ([[1.0] * 3] * 2, _E, _I), {}, gc.CallError, ["'x'", "expects a numpy array", "list"]),
+    ("scalar_for_array", (_X, 2.0, _I), {}, gc.CallError, ["'e'", "expects a numpy array", "float"]),
+    ("string_for_array", (_X, "abc", _I), {}, gc.CallError, ["'e'", "expects a numpy array", "str"]),
+    ("complex_array", (_X.astype(complex), _E, _I), {}, gc.CallError, ["'x'", "complex128", "float64"]),
+    ("object_array", (_X.astype(object), _E, _I), {}, gc.CallError, ["'x'", "object", "float64"]),
+    ("bool_array", (_X.astype(bool), _E, _I), {}, gc.CallError, ["'x'", "bool", "float64"]),
+    ("none", (None, _E, _I), {}, gc.CallError, ["'x'", "NoneType"]),
+    ("matrix_rank_3", (np.ones((2, 3, 1)), _E, _I), {}, gc.CallError, ["'x'", "rank 3", "[2, 3, 1]"]),
+]
 
 
 @pytest.mark.parametrize("name, bad_input, error_class, words", ROWS, ids=[row[0] for row in ROWS])
@@ -236,10 +256,15 @@ def call_function():
 
 
 def test_call_time_rows(request):
+    call = request.getfixturevalue("call_function")  # compiled only once rows exist
     for name, args, kwargs, error_class, words in CALL_ROWS:
         with pytest.raises(error_class) as caught:
-            request.getfixturevalue("call_function")(*args, **kwargs)  # compiled only once rows exist
+            call(*args, **kwargs)
         assert all(word in str(caught.value) for word in words), (name, str(caught.value))
+        _no_foreign_traceback(caught.value)
+    good = call(_X, _E, _I)  # the odd layouts a caller may pass are accepted, not refused
+    for x in (np.asfortranarray(_X), _READ_ONLY, _X.astype(">f8")):
+        np.testing.assert_array_equal(call(x, _E, _I)[0], good[0])
 
 
 def _no_foreign_traceback(error):
