@@ -40,7 +40,7 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
         final, kernel = artifact["graph"], artifact["kernel"]
         result = _LazyPipeline(lambda: _run_passes(graph, disable, verify))
         status = {"status": "hit", "reason": "optimized graph and kernel source from the disk cache"}
-    function, where, _ = kernel_function(final, kernel, key)
+    function, where = kernel_function(final, kernel, key)
     cache.record_numba_files(key)  # what Numba wrote for the kernel, checked before Numba next reads it
     status.update(key=key, kernel=where, folder=cache.cache_dir())
     constants = constant_arrays(final, kernel)

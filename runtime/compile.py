@@ -93,14 +93,14 @@ def wants_ahead_of_time(graph, kernel):
 
 
 def kernel_function(graph, kernel, key):
-    """(callable, where it came from, whether the binder must check types): the ahead-of-time module
-    when one was built for this key, else Numba (whose dispatcher checks types itself); a parallel
+    """(callable, where it came from): the ahead-of-time module when one was built for this key, else
+    Numba's dispatcher (the binder checks every argument for both); a parallel
     kernel's dispatcher is wrapped as the threading layer needs (threads.parallel_call)."""
     with LOADING:
-        function, where, check_types = _load_or_compile(graph, kernel, key)
+        function, where = _load_or_compile(graph, kernel, key)
     if is_parallel(kernel):
         function = threads.parallel_call(function, graph.name)
-    return function, where, check_types
+    return function, where
 
 
 def _load_or_compile(graph, kernel, key):
@@ -111,11 +111,11 @@ def _load_or_compile(graph, kernel, key):
         if "np.dot(" in kernel.source or "matmul_into(" in kernel.source:
             aot.preload_blas()
         COUNTS["ahead-of-time imports"] += 1
-        return entry, "ahead-of-time module", True
+        return entry, "ahead-of-time module"
     dispatcher, where = compile_kernel(graph, kernel, key)
     if ahead and aot.build_in_background(key):
         where += "; ahead-of-time build queued (it runs when this process exits)"
-    return dispatcher, where, False
+    return dispatcher, where
 
 
 def constant_arrays(graph, kernel):
