@@ -20,6 +20,9 @@ from graphc.types import Dim
 MISSING = object()
 # Scalar types passed to the kernel as they come; any other value goes through SlowPath.scalar.
 FAST_SCALARS = {"float": (float, np.float64, np.float32), "int": (int, np.int64, np.int32), "bool": (bool, np.bool_)}
+# What SlowPath.scalar converts: a float input takes any real number, an int input no float.
+CONVERTIBLE_SCALARS = {"float": (bool, int, float, np.bool_, np.integer, np.floating),
+                       "int": (bool, int, np.bool_, np.integer), "bool": (bool, np.bool_)}
 INT_RANGES = {"int32": (-2 ** 31, 2 ** 31 - 1), "int64": (-2 ** 63, 2 ** 63 - 1)}
 
 
@@ -27,14 +30,18 @@ def parameter_names(graph):
     """The inputs' names as the call's parameters, when every one can be (else arg0, arg1, ...).
     Python reads identifiers NFKC-normalized: a name it would change could collide with another."""
     names = [graph.attrs(n)["name"] for n in graph.inputs]
-    ok = all(isinstance(n, str) and n.isidentifier() and not keyword.iskeyword(n) and not n.startswith("_")
-             and unicodedata.normalize("NFKC", n) == n for n in names) and len(set(names)) == len(names)
+    ok = all(_plain_identifier(n) and not n.startswith("_") for n in names) and len(set(names)) == len(names)
     return names if ok else [f"arg{k}" for k in range(len(names))]
 
 
 def function_name(graph):
-    name = graph.name
-    return name if isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name) and name.isascii() else "call"
+    return graph.name if _plain_identifier(graph.name) else "call"
+
+
+def _plain_identifier(name):
+    """A name Python keeps as it is in source: an identifier, not a keyword, NFKC-stable."""
+    return (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+            and unicodedata.normalize("NFKC", name) == name)
 
 
 def size_checks(graph, params):
@@ -187,9 +194,7 @@ class SlowPath:
         if isinstance(value, np.ndarray) and value.ndim == 0:
             value = value[()]
         kind = scalar_kind(dtype)
-        allowed = {"float": (bool, int, float, np.bool_, np.integer, np.floating),
-                   "int": (bool, int, np.bool_, np.integer), "bool": (bool, np.bool_)}[kind]
-        if not isinstance(value, allowed):
+        if not isinstance(value, CONVERTIBLE_SCALARS[kind]):
             raise CallError(f"{self.declared(k)} expects a scalar of {dtype}, got {_describe(value)}"
                             + ("" if kind != "int" or not isinstance(value, (float, np.floating)) else
                                " (a float is not truncated: pass an int)"))
