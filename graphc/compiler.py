@@ -40,9 +40,10 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
         final, kernel = artifact["graph"], artifact["kernel"]
         result = _LazyPipeline(lambda: _run_passes(graph, disable, verify))
         status = {"status": "hit", "reason": "optimized graph and kernel source from the disk cache"}
-    function, where = kernel_function(final, kernel, key)
+    function, where, use = kernel_function(final, kernel, key)
     cache.record_numba_files(key)  # what Numba wrote for the kernel, checked before Numba next reads it
-    status.update(key=key, kernel=where, folder=cache.cache_dir())
+    status.update(key=key, kernel=where, folder=cache.cache_dir(), library_kernels=len(kernel.library),
+                  library=use or {"compiled": 0, "loaded": 0, "reused": 0})
     constants = constant_arrays(final, kernel)
     call, binder_source = binder.make_binder(final, kernel, function, constants, single)
     return make_compiled(call, final, result, kernel, binder_source, status)

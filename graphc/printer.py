@@ -41,6 +41,9 @@ def format_graph(graph, show_loc=True):
         lines.append(f"{text:<{width}}  # {comment}" if comment else text)
     for target, value in graph.updates:
         lines.append(f"  update {graph.attrs(target)['name']} (%{target}) <- %{value}")
+    schedule = getattr(graph, "schedule", None)
+    if schedule is not None:  # after the schedule pass: what the driver runs
+        lines += ["", schedule.text(graph)]
     return "\n".join(lines)
 
 

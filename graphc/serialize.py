@@ -10,7 +10,8 @@ Schema (version 1):
   {"schema": "graphc-graph", "version": 1, "name", "inputs", "outputs", "updates", "options", "fired",
    "dims": [{"origin", "formula", "parts", "factor", "parent", "value"}],   # call-time sizes, by index
    "nodes": [{"id", "op", "args", "attrs", "type", "loc", "phase", "origin", ...}], "edges": [[u, v]],
-   "memory_plan": {"buffers", "naive", "steps"} or null}
+   "memory_plan": {"buffers", "naive", "steps"} or null,
+   "schedule": [["kernel" | "inline", [node, ...], why], ...] or null}           # optional
 Values: JSON numbers, strings, booleans and null stand for themselves, JSON arrays for tuples; other
 values are one-key objects: {"dim": k}, {"type": [dtype, sizes]}, {"body": [steps]},
 {"array": base64, "dtype", "shape"}, {"float": "inf" | "-inf" | "nan"}.
@@ -29,6 +30,7 @@ import numpy as np
 from .errors import GraphcError
 from .ir import Graph
 from .memory_plan import MemoryPlan
+from .schedule import Inline, Launch, Schedule
 from .ops import OPS
 from .ops.fused import Body, Step
 from .types import DTYPES, Dim, TensorType, transaction
@@ -56,7 +58,29 @@ def graph_to_json(graph):
             "outputs": list(graph.outputs), "updates": [list(pair) for pair in graph.updates],
             "options": {k: writer.value(v) for k, v in graph.options.items()},
             "fired": dict(getattr(graph, "fired", {})), "nodes": nodes, "edges": [list(e) for e in graph.g.edges],
-            "memory_plan": writer.plan(plan) if plan is not None else None, "dims": writer.dims}
+            "memory_plan": writer.plan(plan) if plan is not None else None, "dims": writer.dims,
+            "schedule": _schedule_data(getattr(graph, "schedule", None))}
+
+
+def _schedule_data(schedule):
+    if schedule is None:
+        return None
+    return [["kernel", list(s.nodes), ""] if isinstance(s, Launch) else ["inline", list(s.nodes), s.why]
+            for s in schedule.steps]
+
+
+def _schedule_from(graph, data):
+    """The schedule's steps (optional: graphs written before the schedule pass have none)."""
+    if not isinstance(data, list):
+        _fail("schedule must be a list")
+    steps = []
+    for item in data:
+        if not (isinstance(item, list) and len(item) == 3 and item[0] in ("kernel", "inline") and isinstance(item[1], list)
+                and item[1] and all(_int(n) in graph.g for n in item[1])):
+            _fail(f"bad schedule step {str(item)[:60]}")
+        nodes = tuple(_int(n) for n in item[1])
+        steps.append(Launch(nodes) if item[0] == "kernel" else Inline(nodes, _text(item[2])))
+    return Schedule(steps)
 
 
 class _Writer:
@@ -151,6 +175,8 @@ def _read(data):
     graph._ids = itertools.count(max(graph.g.nodes, default=-1) + 1)
     if data["memory_plan"] is not None:
         graph.memory_plan = reader.plan(graph, data["memory_plan"])
+    if data.get("schedule") is not None:
+        graph.schedule = _schedule_from(graph, data["schedule"])
     _check(graph)
     return graph
 

@@ -13,6 +13,7 @@ from .fold import fold
 from .fuse import fuse_elementwise
 from .manager import Pass, PipelineResult, run_pipeline
 from .memory import plan_memory
+from .schedule import schedule
 from .simplify import simplify
 from .stabilize import stabilize
 
@@ -28,6 +29,7 @@ PIPELINE = [
     Pass("cse_again", cse, "merge the nodes simplification made identical"),
     Pass("fuse_elementwise", fuse_elementwise, "groups of elementwise ops (+ a final reduction) -> one fused loop"),
     Pass("plan_memory", plan_memory, "liveness, buffer reuse and in-place updates"),
+    Pass("schedule", schedule, "each loop nest -> a shared library kernel call; views, BLAS calls, scalars -> the driver"),
 ]
 
 
@@ -37,4 +39,4 @@ def names():
 
 
 __all__ = ["PIPELINE", "Pass", "PipelineResult", "run_pipeline", "names", "autodiff", "canonicalize", "cse", "dce",
-           "fold", "fuse_elementwise", "plan_memory", "simplify", "stabilize"]
+           "fold", "fuse_elementwise", "plan_memory", "schedule", "simplify", "stabilize"]

@@ -13,7 +13,7 @@ Tags:
   compiled with options={"value_changing": True}.
 """
 import sys
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -169,32 +169,60 @@ def _bind(bindings, name, value, matched):
 
 
 # applying
+REACH = 4  # a pattern sees at most this many operand levels below its root (Const looks through two)
+
+
 def apply_rules(graph, rules, pass_name):
-    """Apply `rules` everywhere until none matches; return graph itself when nothing fired."""
+    """Apply `rules` everywhere until none matches; return graph itself when nothing fired.
+
+    A worklist: after a rewrite only the nodes it added and their readers up to REACH levels are tried
+    again (a sweep over the whole graph per rewrite grew quadratically with a deep model's layers);
+    a final sweep over every node, repeated until nothing fires, keeps the fixpoint exact."""
     enabled = [r for r in rules if r.tag != VALUE_CHANGING or graph.options.get("value_changing")]
     limit = 20 * len(graph) + 100
     work, fired, steps, keep = graph, Counter(), 0, pinned(graph)
-    changed = True
-    while changed:
-        changed = False
-        for node in work.order():
+    sweep_from, newest = -1, max(graph.g.nodes, default=-1)
+    while sweep_from < steps:  # a sweep over every node, until one fires nothing
+        sweep_from = steps
+        queue = deque(work.order())
+        queued = set(queue)
+        while queue:
+            node = queue.popleft()
+            queued.discard(node)
             if node not in work:
                 continue
             for r in enabled:
-                new_work = _try(work, graph, r, node, keep)
-                if new_work is None:
+                tried = _try(work, graph, r, node, keep)
+                if tried is None:
                     continue
-                work, changed, steps = new_work, True, steps + 1
+                (work, new), steps = tried, steps + 1
                 fired[r.name] += 1
                 r.fired += 1
                 if steps > limit:
                     raise PassError(f"{pass_name}: more than {limit} rewrites, a rewrite loop? most fired: "
                                     + ", ".join(f"{n} x{k} ({_loc(rules, n)})" for n, k in fired.most_common(3)))
+                for n in _affected(work, new, newest):
+                    if n not in queued:
+                        queue.append(n)
+                        queued.add(n)
+                newest = max(work.g.nodes, default=-1)
                 break
     if work is graph:
         return graph
     work.fired = dict(fired)
     return work
+
+
+def _affected(work, new, newest):
+    """The replacement, the nodes the rewrite added (ids above `newest`), and readers up to REACH levels."""
+    found = {n for n in work.g.nodes if n > newest}
+    if new in work:
+        found.add(new)
+    frontier = set(found)
+    for _ in range(REACH):
+        frontier = {u for n in frontier for u in work.users(n)} - found
+        found |= frontier
+    return sorted(found)
 
 
 def _loc(rules, name):
@@ -222,8 +250,7 @@ def _try(work, original, r, node, keep):
         return None  # a rewrite never changes a value's shape or dtype
     if work is original:
         work = work.copy()
-    replace(work, node, replacement)
-    return work
+    return work, replace(work, node, replacement)
 
 
 def replace(graph, node, tensor):

@@ -323,10 +323,11 @@ def build(key):
     artifact, problem = cache.load_artifact(key)
     if artifact is None:
         raise SystemExit(f"no usable cached kernel {key}: {problem or 'no entry'}")
-    graph, kernel = artifact["graph"], artifact["kernel"]
+    graph, kernel = artifact["graph"], artifact["kernel"]  # (loading it registered its library kernels)
     function = getattr(cache.load_module(key, kernel.source), kernel.name)
     dispatcher = numba.njit(argument_types(graph, kernel), cache=True, error_model="numpy")(function)
-    cache.record_numba_files(key)
+    for k in [key] + [k.key for k in kernel.library]:
+        cache.record_numba_files(k)
     signature = dispatcher.nopython_signatures[0]
     numba.pycc.compiler.Flags = _numpy_error_model_flags()
     folder = tempfile.mkdtemp(prefix=".aot-", dir=cache.cache_dir())

@@ -1,4 +1,4 @@
-"""empty(shape, dtype), contiguous(a) and overlaps(a, b) for the kernels. The first two are
+"""empty(shape, dtype), contiguous(a) and address(a) for the kernels. The first two are
 np.empty and np.ascontiguousarray as Numba intrinsics made of the code Numba's own versions run
 (numba.np.arrayobj), so the results are the same.
 
@@ -38,22 +38,14 @@ def contiguous(typingctx, a):
 
 
 @intrinsic
-def overlaps(typingctx, a, b):
-    """True when arrays a and b share a byte of memory (their extents meet; exact for C-contiguous
-    arrays, which every kernel argument is). A kernel with updates checks its arguments with it before
-    anything else, so the binder can copy or refuse overlapping ones before any caller array is written."""
-    if not (isinstance(a, types.Array) and isinstance(b, types.Array)):
+def address(typingctx, a):
+    """The address of a's first byte, as an int64 (user-space addresses fit): with a.size * a.itemsize it
+    gives the extent of memory a C-contiguous array covers, which the driver's overlap check compares
+    (runtime/codegen.py overlap_checks)."""
+    if not isinstance(a, types.Array):
         return None
 
     def codegen(context, builder, signature, args):
-        word = ir.IntType(64)
-        spans = []
-        for array_type, value in zip(signature.args, args):
-            array = context.make_array(array_type)(context, builder, value)
-            start = builder.ptrtoint(array.data, word)
-            spans.append((start, builder.add(start, builder.mul(array.nitems, array.itemsize))))
-        (a0, a1), (b0, b1) = spans
-        meet = builder.and_(builder.icmp_unsigned("<", a0, b1), builder.icmp_unsigned("<", b0, a1))
-        both_sized = builder.and_(builder.icmp_unsigned("<", a0, a1), builder.icmp_unsigned("<", b0, b1))
-        return builder.and_(meet, both_sized)
-    return types.boolean(a, b), codegen
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.ptrtoint(array.data, ir.IntType(64))
+    return types.int64(a), codegen

@@ -38,7 +38,7 @@ import types
 
 import numpy as np
 
-FORMAT = 3  # bump when the entry layout changes
+FORMAT = 4  # bump when the entry layout changes
 log = logging.getLogger("graphc")
 
 
@@ -287,14 +287,19 @@ def _kernel_from(entry, graph):
     """codegen's Kernel from the entry (a field of the wrong kind raises TypeError or KeyError)."""
     from .codegen import Kernel
     data = entry["kernel"]
+    from .library import LibraryKernel, register
     source, name, arg_nodes, scalar_args = data["source"], data["name"], data["arg_nodes"], data["scalar_args"]
+    parallel, blas = data["parallel"], data["blas"]
     if not (isinstance(source, str) and isinstance(name, str) and name.isidentifier()
             and all(type(n) is int and n in graph.g for n in arg_nodes)
-            and all(type(k) is int and 0 <= k < len(arg_nodes) for k in scalar_args)):
+            and all(type(k) is int and 0 <= k < len(arg_nodes) for k in scalar_args)
+            and isinstance(parallel, bool) and isinstance(blas, bool) and isinstance(data["library"], list)):
         raise BadEntry("the kernel description is malformed")
     if sha256(source) != entry["modules"]["source"]:
         raise BadEntry("the kernel source does not match its recorded digest")
-    return Kernel(source, name, list(arg_nodes), set(scalar_args))
+    kernels = [LibraryKernel(*item) for item in data["library"]]
+    register(kernels)  # each kernel's key is checked against its text
+    return Kernel(source, name, list(arg_nodes), set(scalar_args), kernels, parallel, blas)
 
 
 def store_artifact(key, artifact):
@@ -303,7 +308,8 @@ def store_artifact(key, artifact):
     kernel = artifact["kernel"]
     entry = {"format": FORMAT, "key": key, "graph": graph_to_json(artifact["graph"]),
              "kernel": {"source": kernel.source, "name": kernel.name, "arg_nodes": list(kernel.arg_nodes),
-                        "scalar_args": sorted(kernel.scalar_args)},
+                        "scalar_args": sorted(kernel.scalar_args), "parallel": kernel.parallel, "blas": kernel.blas,
+                        "library": [[k.key, k.source, k.parallel] for k in kernel.library]},
              "modules": {"source": sha256(kernel.source)}}
     _entries[key] = entry
     if persistent():
@@ -322,6 +328,23 @@ def record_module(key, module, record):
     entry = _parse_entry(key, read_trusted(target))
     entry.setdefault("modules", {})[module] = record
     write_atomic(target, json.dumps(entry).encode())
+    _entries[key] = entry
+
+
+def library_entry(key, source):
+    """Make sure a library kernel (runtime/library.py) has its entry, where its Numba files' digests are
+    recorded: read when it is its source's, else written afresh (its Numba files are then unrecorded,
+    so removed before use, and compiled again)."""
+    if key in _entries or not persistent():
+        return
+    target = path(key, ".json")
+    try:
+        entry = _parse_entry(key, read_trusted(target))
+        if entry["modules"]["source"] != sha256(source):
+            raise BadEntry("its source differs")
+    except (OSError, Untrusted, BadEntry, KeyError, TypeError):
+        entry = {"format": FORMAT, "key": key, "library kernel": True, "modules": {"source": sha256(source)}}
+        write_or_refuse(target, json.dumps(entry).encode())
     _entries[key] = entry
 
 

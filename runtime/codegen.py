@@ -1,10 +1,14 @@
-"""Code generation: one readable Python function (for numba.njit) computing a whole final graph.
+"""Code generation: renders a final graph's schedule (graphc/schedule.py) as readable Python for numba.njit.
 
-Per node a comment gives the IR line and the user's location. Locals are named from node numbers,
-never from user strings. Sizes are read from the arguments at run time, so a `None` size never
-recompiles; constants are literals or arguments, never module globals (Numba's cache needs that).
+The graph becomes a driver function, run by the binder, and library kernels, one function per
+distinct loop nest (runtime/library.py), which the driver calls. Per node the driver has a comment
+with the IR line and the user's location. Locals are named from node numbers, never from user
+strings; in a library kernel operands and call-time sizes are positional parameters (a0, a1, ...)
+and the nodes it stores r0, r1, ..., so identical loop nests render to identical text. Sizes are
+read from the arguments at run time, so a `None` size never recompiles; constants are literals or
+arguments, never module globals (Numba's cache needs that).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
@@ -13,14 +17,17 @@ from graphc.ops import OPS
 from graphc.ops.fused import Step, yields_reduction
 from graphc.ops.reduce import REDUCERS
 from graphc.printer import dim_names, provenance
+from graphc.schedule import Launch, build_schedule
 from graphc.types import Dim, resolve, same_shape
+
+from . import library
 
 PRELUDE = """\
 import numpy as np
 from numba import prange
 from graphc.runtime.scalar_math import exp, log, tanh, sqrt, log1p, expm1, accumulate, parallel_chunks
 from graphc.runtime.blas import matmul_into
-from graphc.runtime.arrays import empty, contiguous, overlaps
+from graphc.runtime.arrays import empty, contiguous, address
 """
 # A flat loop runs in parallel (chunks over threads, see scalar_math.parallel_chunks) when it has at
 # least this many elements known at compile time, or when its whole size is given at call time (the
@@ -31,10 +38,20 @@ PARALLEL_MIN_ELEMENTS = 1 << 20
 
 @dataclass
 class Kernel:
-    source: str              # the module text
-    name: str                # the entry point
+    """A graph's compiled form as codegen wrote it, and what compiling and running it needs."""
+    source: str              # the driver's module text
+    name: str                # the driver's entry point
     arg_nodes: list          # graph nodes passed as arguments, in order (inputs, then array constants)
     scalar_args: set         # positions passed as scalars (rank-0 inputs not updated)
+    library: list = field(default_factory=list)  # the library kernels the driver calls (library.LibraryKernel)
+    parallel: bool = False   # a library kernel runs loops on threads (prange)
+    blas: bool = False       # the driver calls BLAS
+
+    def full_source(self):
+        """The driver's module, then each library kernel's."""
+        parts = [self.source] + [f"# ---- library kernel {k.key[:16]} (_k{j} above) ----\n{k.source}"
+                                 for j, k in enumerate(self.library)]
+        return "\n\n".join(parts)
 
 
 class ScalarSpec:
@@ -55,6 +72,7 @@ class Context:
         self.layouts = {}
         self.reused = set()  # nodes whose output took a dead array, as the memory plan says
         self.done = set()    # nodes another node's loop already computed
+        self.parallel = False  # a loop written here runs on threads (prange)
         self.check_finite = bool(graph.options.get("check_finite"))
         # serial under check_finite too: its per-step flags are plain accumulators, not prange reductions
         self.may_use_prange = not self.check_finite and not any(OPS[graph.op(n)].threaded for n in graph.g)
@@ -182,6 +200,33 @@ class Context:
         return fused_lines(self, tag, self.attrs(tag)["body"].steps, extras, self.attrs(tag).get("output", -1))
 
 
+class KernelContext(Context):
+    """What an op's emit sees while writing a library kernel: operands and call-time sizes become
+    positional parameters a0, a1, ... in order of first use, and the nodes the kernel stores r0, r1, ...,
+    so the same loop nest renders to the same text in every layer and every graph."""
+
+    def __init__(self, driver, stored):
+        self.__dict__.update(driver.__dict__)  # graph facts, and the driver's records (layouts, reuse, done)
+        self.local = {n: f"r{k}" for k, n in enumerate(stored)}
+        self.params = []  # ("node", node) or ("size", Dim), in parameter order
+        self.size_lines, self.size_vars, self.parallel = [], {}, False
+
+    def var(self, node):
+        if node not in self.local:
+            self.local[node] = f"a{len(self.params)}"
+            self.params.append(("node", node))
+        return self.local[node]
+
+    def size(self, size):
+        size = resolve(size)
+        if not isinstance(size, Dim):
+            return str(size)  # static sizes are literals: they shape the loop's code
+        if size not in self.size_vars:
+            self.size_vars[size] = f"a{len(self.params)}"
+            self.params.append(("size", size))
+        return self.size_vars[size]
+
+
 def single_step_lines(ctx, node):
     """An op without kernel code of its own (elementwise ops, sum, mean, max) is a fused body of one step,
     so a lone op gets the same loop as a fused one: vectorized, parallel above the threshold."""
@@ -213,7 +258,7 @@ def fused_lines(ctx, node, steps, extras=(), output=-1):
     for j, step in enumerate(steps[:-1] if reducer else steps):
         args = [values[a[1]] if a[0] == "in" else temps[a[1]] if a[0] == "step" else ctx.const(a[1], a[2])
                 for a in step.args]
-        temps.append(f"t{node}_{j}")
+        temps.append(f"{ctx.var(node)}_t{j}")
         body.append(f"{ind}{temps[-1]} = {OPS[step.op].scalar(ScalarSpec(args, step.type.dtype, ctx.const))}")
     body += [f"{ind}{element(e)} = {temps[j]}" for e, j in extras]
     checked = [(j, steps[j], t) for j, t in enumerate(temps) if ctx.check_finite and steps[j].type.dtype.startswith("float")]
@@ -222,7 +267,7 @@ def fused_lines(ctx, node, steps, extras=(), output=-1):
         value = {temps[-1]: ctx.var(node)}  # the last step's value is the node's, under its name
         return lines + [line for j, step, t in checked for line in
                         ctx.raise_if(f"{value.get(t, t)} - {value.get(t, t)} != 0", finite_message(ctx, node, j, step))]
-    flags = [f"finite{node}_{j}" for j, _, _ in checked]  # NaN once any element of step j was NaN or Inf
+    flags = [f"{ctx.var(node)}_finite{j}" for j, _, _ in checked]  # NaN once any element of step j was NaN or Inf
     setup = setup + [f"{flag} = 0.0" for flag in flags]
     body += [f"{ind}{flag} = accumulate({flag}, np.float64({t} - {t}))" for flag, (_, _, t) in zip(flags, checked)]
     after = [line for flag, (j, step, _) in zip(flags, checked)
@@ -254,6 +299,7 @@ def loop_lines(ctx, node, space, arrays, store, flat_ok=True, extras=()):
             setup += [f"{ctx.var(n)}_flat = {ctx.var(n)}.reshape(-1)" for n in viewed]
         size = " * ".join(f"({d})" if not d.isidentifier() and not d.isdigit() else d for d in dims)
         if ctx.may_use_prange and runs_in_parallel(space):
+            ctx.parallel = True
             return setup, parallel_head(ctx, node, size, viewed, view), "        ", (lambda n: f"{ctx.var(n)}_c[i]"), None
         return setup, [f"for i in range({size}):"], "    ", (lambda n: f"{view(n)}[i]"), None
     names = [f"i{k}" for k in range(len(space))]
@@ -265,7 +311,7 @@ def parallel_head(ctx, node, size, viewed, view):
     """A flat loop split into chunks run by prange; each chunk loops over slices of the arrays (a loop
     over a slice vectorizes; one indexing the whole array between computed bounds did not).
     The first two lines go before the loop, the third is the prange header."""
-    chunks, step = f"chunks{node}", f"step{node}"
+    chunks, step = f"{ctx.var(node)}_chunks", f"{ctx.var(node)}_step"
     return ([f"{chunks} = parallel_chunks({size})", f"{step} = ({size} + {chunks} - 1) // {chunks}",
              f"for c in prange({chunks}):", f"    lo = c * {step}", f"    hi = min(lo + {step}, {size})"]
             + [f"    {ctx.var(n)}_c = {view(n)}[lo:hi]" for n in viewed] + ["    for i in range(hi - lo):"])
@@ -295,8 +341,8 @@ def _reduce_lines(ctx, node, step, reducer, space, setup, head, ind, body, value
             combine = lambda acc, v: f"accumulate({acc}, np.{acc_dtype}({v}))"  # noqa: E731
         total = f"acc / {count}" if averaged else "acc"
         start = ctx.const(init(dtype), acc_dtype)
-        if len(head) > 2 and "prange(" in head[2]:
-            return _parallel_scalar_reduce(node, setup, head, ind, body, value, combine, start, acc_dtype) + \
+        if ctx.parallel:  # loop_lines chose the parallel loop (a kernel has one loop nest)
+            return _parallel_scalar_reduce(ctx, node, setup, head, ind, body, value, combine, start, acc_dtype) + \
                 [f"{out} = np.{dtype}({total})"]
         return (setup + [f"acc = {start}"] + head + body
                 + [f"{ind}acc = {combine('acc', value)}", f"{out} = np.{dtype}({total})"])
@@ -307,9 +353,9 @@ def _reduce_lines(ctx, node, step, reducer, space, setup, head, ind, body, value
     return lines + ([f"{out} /= {count}"] if averaged else [])
 
 
-def _parallel_scalar_reduce(node, setup, head, ind, body, value, combine, start, acc_dtype):
+def _parallel_scalar_reduce(ctx, node, setup, head, ind, body, value, combine, start, acc_dtype):
     """Per-chunk partial sums in parallel, then their total in chunk order."""
-    chunks, partial, acc = head[0].split(" = ")[0], f"partial{node}", f"acc{node}"
+    chunks, partial, acc = f"{ctx.var(node)}_chunks", f"{ctx.var(node)}_partial", f"{ctx.var(node)}_acc"
     return (setup + head[:2] + [f"{partial} = empty({chunks}, np.{acc_dtype})", head[2], f"    {acc} = {start}"]
             + head[3:] + body + [f"{ind}{acc} = {combine(acc, value)}", f"    {partial}[c] = {acc}",
                       f"acc = {start}", f"for c in range({chunks}):", f"    acc = {combine('acc', f'{partial}[c]')}"])
@@ -377,7 +423,7 @@ def finite_check_lines(ctx, node, message=None):
     name = ctx.var(node)
     if t.ndim == 0:
         return ctx.raise_if(f"{name} - {name} != 0", message)
-    flag = f"finite{node}"
+    flag = f"{name}_finite"
     return ([f"{flag} = 0.0", f"{name}_all = {name}.reshape(-1)", f"for i in range({name}_all.size):",
              f"    {flag} = accumulate({flag}, np.float64({name}_all[i] - {name}_all[i]))"]
             + ctx.raise_if(f"{flag} != 0.0", message))
@@ -393,17 +439,29 @@ def comment(text):
     return "# " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def overlap_checks(graph, arg_nodes):
-    """Kernel lines, before anything else, that stop a call whose update target shares memory with
+OVERLAP_KERNEL = """def kernel(a0, a1):
+    for i in range(a1):
+        for j in range(i + 1, a0.shape[0]):
+            if a0[i, 0] < a0[i, 1] and a0[j, 0] < a0[j, 1] and a0[i, 0] < a0[j, 1] and a0[j, 0] < a0[i, 1]:
+                return True
+    return False"""  # a0: [start, end) of each argument's memory, update targets first; a1: how many targets
+
+
+def overlap_checks(graph, arg_nodes, kernels):
+    """Driver lines, before anything else, that stop a call whose update target shares memory with
     another argument (the binder then copies the other argument, or refuses two such targets): a loop
-    writing the target would change what it still reads."""
+    writing the target would change what it still reads. The extents go into one array, checked pairwise
+    by one library kernel: lines linear in the number of arguments (a pair test each grew quadratically)."""
     targets = [arg_nodes.index(t) for t, _ in graph.updates]
     arrays = [k for k, n in enumerate(graph.inputs) if graph.type(n).ndim > 0 or n in dict(graph.updates)]
-    pairs = [(t, a) for t in targets for a in arrays if a != t and not (a in targets and a < t)]
-    if not pairs:
+    checked = targets + [a for a in arrays if a not in targets]
+    if not targets or len(checked) < 2:
         return []
-    condition = " or ".join(f"overlaps(a{t}, a{a})" for t, a in pairs)
-    return [f"if {condition}:", f"    raise ValueError({OVERLAP!r})"]
+    lines = [f"spans = empty(({len(checked)}, 2), np.int64)"]
+    for row, k in enumerate(checked):
+        lines += [f"spans[{row}, 0] = address(a{k})", f"spans[{row}, 1] = spans[{row}, 0] + a{k}.size * a{k}.itemsize"]
+    j = kernels.setdefault((OVERLAP_KERNEL, False), len(kernels))
+    return lines + [f"if _k{j}(spans, {len(targets)}):", f"    raise ValueError({OVERLAP!r})"]
 
 
 OVERLAP = "graphc: an update target overlaps another argument"
@@ -438,8 +496,25 @@ def _caller_root(graph, node):
     return node if graph.op(node) == "input" else None
 
 
+def launch_lines(ctx, step, kernels):
+    """The driver's call of the library kernel computing step's nodes. The kernel's text is written
+    here; `kernels` maps each distinct (text, parallel) to its index j, bound as _kj in the driver."""
+    node = step.node
+    kctx = KernelContext(ctx, step.nodes)
+    opdef = OPS[ctx.graph.op(node)]
+    lines = opdef.emit(kctx, node) if opdef.emit else single_step_lines(kctx, node)
+    if ctx.check_finite:
+        lines += finite_check_lines(kctx, node)
+    params = ", ".join(f"a{k}" for k in range(len(kctx.params)))
+    results = ", ".join(kctx.local[n] for n in step.nodes)
+    text = "\n".join([f"def kernel({params}):"] + ["    " + line for line in lines] + [f"    return {results}"])
+    j = kernels.setdefault((text, kctx.parallel), len(kernels))
+    args = ", ".join(ctx.var(p) if kind == "node" else ctx.size(p) for kind, p in kctx.params)
+    return [f"{', '.join(ctx.var(n) for n in step.nodes)} = _k{j}({args})"]
+
+
 def generate(graph, name="kernel"):
-    """The kernel module for a final graph."""
+    """The driver module for a final graph, and the library kernels it calls."""
     ctx = Context(graph)
     updated = {target for target, _ in graph.updates}
     live = set(graph.inputs)
@@ -459,7 +534,8 @@ def generate(graph, name="kernel"):
                 ctx.size_lines.append(f"{ctx.size_vars[size]} = a{k}.shape[{axis}]")
                 read_from[size] = f"{graph.attrs(node)['name']}.shape[{axis}]"
     ctx.size_lines += size_checks(ctx, graph, read_from)  # (which may add size lines of its own)
-    ctx.size_lines[:0] = overlap_checks(graph, arg_nodes)
+    kernels = {}  # (library kernel text, parallel) -> its index j, bound as _kj
+    ctx.size_lines[:0] = overlap_checks(graph, arg_nodes, kernels)
     body = []
     for k, node in enumerate(arg_nodes):
         read = f"a{k}[()]" if graph.type(node).ndim == 0 and k not in scalar_args else f"a{k}"
@@ -467,19 +543,23 @@ def generate(graph, name="kernel"):
     if ctx.check_finite:
         body += input_finite_lines(ctx, graph)
     from graphc.printer import _comment, _node_text  # one line of IR per node, as the dump shows it
-    for node in graph.order():
+    schedule = getattr(graph, "schedule", None) or build_schedule(graph)
+    for step in schedule.steps:
+        node = step.node
         if node not in live or node in arg_nodes:
             continue
-        if node in ctx.done:
-            body.append(f"# %{node} was stored by the loop above")
-            continue
-        opdef = OPS[graph.op(node)]
         text = _node_text(graph, node, ctx.names, lambda v: ctx.size(v) if isinstance(v, Dim) else str(v)).strip()
         where = _comment(graph, node)
         body.append(comment(text + (f"  ({where})" if where else "")))
-        body.extend(opdef.emit(ctx, node) if opdef.emit else single_step_lines(ctx, node))
-        if ctx.check_finite:
-            body.extend(finite_check_lines(ctx, node))
+        if isinstance(step, Launch):
+            body.extend(launch_lines(ctx, step, kernels))
+        else:
+            opdef = OPS[graph.op(node)]
+            body.extend(opdef.emit(ctx, node) if opdef.emit else single_step_lines(ctx, node))
+            if ctx.check_finite:
+                body.extend(finite_check_lines(ctx, node))
+        body.extend(f"# %{other} was stored by the same loop" for other in step.nodes[1:])
+    assert not ctx.parallel, "a parallel loop was written into the driver: it belongs in a library kernel"
     planned = {n for n in live if "reuses" in graph[n]}
     assert ctx.reused == planned, f"the memory plan's reuse of {sorted(planned - ctx.reused)} was not honoured"
     results = []
@@ -492,6 +572,10 @@ def generate(graph, name="kernel"):
         body.append("return results")
     else:
         body.append(f"return ({', '.join(results)}{',' if results else ''})")
-    lines = [PRELUDE, "", f"def {name}({', '.join(params)}):"]
+    kernel_list = [library.LibraryKernel.of(PRELUDE + "\n\n" + text + "\n", parallel) for text, parallel in kernels]
+    lines = [PRELUDE + "from graphc.runtime.library import kernel as _library_kernel", ""]
+    lines += [f"_k{j} = _library_kernel({k.key!r})" for j, k in enumerate(kernel_list)]
+    lines += ["", "", f"def {name}({', '.join(params)}):"]
     lines += ["    " + line for line in ctx.size_lines + body]
-    return Kernel("\n".join(lines) + "\n", name, arg_nodes, scalar_args)
+    return Kernel("\n".join(lines) + "\n", name, arg_nodes, scalar_args, kernel_list,
+                  parallel=any(k.parallel for k in kernel_list), blas=any(OPS[graph.op(n)].threaded for n in live))

@@ -20,7 +20,7 @@ import numpy as np
 
 from graphc.errors import GraphcError
 
-from . import aot, cache, threads
+from . import aot, cache, library, threads
 from .allocator import keep_freed_memory
 from .cache import load_module
 
@@ -39,37 +39,42 @@ def argument_types(graph, kernel):
     return tuple(sig)
 
 
-def is_parallel(kernel):
-    return "prange(" in kernel.source
-
-
 def compile_kernel(graph, kernel, key):
-    """The njit dispatcher, compiled now (or loaded from Numba's cache) for the graph's argument types."""
+    """The driver's njit dispatcher, compiled now (or loaded from Numba's cache) for the graph's argument
+    types, with the library kernels it calls; and (where it came from, what it did with the library)."""
     aot.preload_blas()  # before Numba's first compile, which otherwise imports all of scipy.linalg for BLAS
     import numba
-    parallel = is_parallel(kernel)
-    if parallel:
+    if kernel.parallel:
         threads.threading_layer()  # graphc's choice, made before Numba's first parallel launch
-    module = load_module(key, kernel.source)
-    fn = getattr(module, kernel.name)
+    library.register(kernel.library)
+    module = load_module(key, kernel.source)  # binds the library kernels (library.kernel)
+    keys = [k.key for k in kernel.library]
+    before = library.snapshot(keys)
     try:
-        dispatcher = _njit(graph, kernel, fn, parallel, key)
+        dispatcher = _njit(graph, kernel, module, key)
     except numba.core.errors.NumbaError as error:
         raise GraphcError(f"internal error: the generated kernel for graph {graph.name} failed to compile "
                           f"(see f.source()): {str(error).splitlines()[0]}") from error
     dispatcher.disable_compile()
     loaded = sum(dispatcher.stats.cache_hits.values())
     COUNTS["numba cache loads" if loaded else "numba compiles"] += 1
-    return dispatcher, "Numba's cache" if loaded else "compiled by Numba"
+    use = library.usage(before, library.snapshot(keys))
+    for what in ("compiled", "loaded"):
+        if use[what]:
+            COUNTS[f"library kernels {what}"] += use[what]
+    for k in keys:
+        cache.record_numba_files(k)
+    return dispatcher, "Numba's cache" if loaded else "compiled by Numba", use
 
 
-def _njit(graph, kernel, fn, parallel, key):
+def _njit(graph, kernel, module, key):
     """numba.njit through Numba's cache; when reading that cache fails anyway (files changed between
-    graphc's digest check and Numba's read, or an error of Numba's own loader), its files for this
-    kernel are removed and the kernel compiles without it."""
+    graphc's digest check and Numba's read, or an error of Numba's own loader), the files of the driver
+    and of its library kernels are removed and they compile without it."""
     import numba
+    fn = getattr(module, kernel.name)
     compile_for = lambda cache: numba.njit(argument_types(graph, kernel), cache=cache, error_model="numpy",  # noqa: E731
-                                           nogil=True, parallel=parallel)(fn)
+                                           nogil=True)(fn)
     try:
         return compile_for(True)
     except numba.core.errors.NumbaError:
@@ -78,6 +83,9 @@ def _njit(graph, kernel, fn, parallel, key):
         logging.getLogger("graphc").warning("graphc: Numba's cache of kernel %s failed to load (%s: %s); compiling "
                                             "it without that cache", key, type(error).__name__, error)
         cache.remove_numba_files(key)
+        fresh = library.without_cache([k.key for k in kernel.library])
+        for j, k in enumerate(kernel.library):
+            module.__dict__[f"_k{j}"] = fresh[k.key]
         return compile_for(False)
 
 
@@ -85,7 +93,7 @@ def wants_ahead_of_time(graph, kernel):
     """Serial kernels, except tiny fixed-size ones that return arrays: an ahead-of-time module boxes
     each returned array ~0.5 µs slower than Numba's JIT wrapper (measured), which would double such a
     kernel's call; those warm-start from Numba's cache instead."""
-    if is_parallel(kernel):
+    if kernel.parallel:
         return False
     types = [graph.type(n) for n in list(graph.inputs) + list(graph.outputs)]
     tiny = all(t.is_static() and math.prod(t.shape) <= TINY_ELEMENTS for t in types)
@@ -95,12 +103,13 @@ def wants_ahead_of_time(graph, kernel):
 def kernel_function(graph, kernel, key):
     """(callable, where it came from): the ahead-of-time module when one was built for this key, else
     Numba's dispatcher (the binder checks every argument for both); a parallel
-    kernel's dispatcher is wrapped as the threading layer needs (threads.parallel_call)."""
+    kernel's dispatcher is wrapped as the threading layer needs (threads.parallel_call); and what the
+    compile did with the library kernels (library.usage; None when the driver needed none compiled)."""
     with LOADING:
-        function, where = _load_or_compile(graph, kernel, key)
-    if is_parallel(kernel):
+        function, where, use = _load_or_compile(graph, kernel, key)
+    if kernel.parallel:
         function = threads.parallel_call(function, graph.name)
-    return function, where
+    return function, where, use
 
 
 def _load_or_compile(graph, kernel, key):
@@ -108,14 +117,14 @@ def _load_or_compile(graph, kernel, key):
     ahead = wants_ahead_of_time(graph, kernel)
     entry = aot.load(key, kernel.name) if ahead else None
     if entry is not None:
-        if "np.dot(" in kernel.source or "matmul_into(" in kernel.source:
+        if kernel.blas:
             aot.preload_blas()
         COUNTS["ahead-of-time imports"] += 1
-        return entry, "ahead-of-time module"
-    dispatcher, where = compile_kernel(graph, kernel, key)
+        return entry, "ahead-of-time module", None
+    dispatcher, where, use = compile_kernel(graph, kernel, key)
     if ahead and aot.build_in_background(key):
         where += "; ahead-of-time build queued (it runs when this process exits)"
-    return dispatcher, where
+    return dispatcher, where, use
 
 
 def constant_arrays(graph, kernel):

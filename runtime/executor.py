@@ -62,8 +62,8 @@ class CompiledFunction:
         return "\n".join(lines)
 
     def source(self):
-        """The generated Numba kernel source."""
-        return self._kernel.source
+        """The generated Numba source: the graph's driver, then each library kernel it calls."""
+        return self._kernel.full_source()
 
     def binder_source(self):
         return self._binder_source

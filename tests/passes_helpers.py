@@ -28,7 +28,13 @@ def ops_of(graph):
 
 
 def top_level_loops(source):
-    """Loop nests at the kernel's own indentation, one per array computation (a parallel loop's
-    chunk loop is nested in its prange)."""
+    """Loop nests at a function's own indentation (the driver's and each library kernel's), one per
+    array computation (a parallel loop's chunk loop is nested in its prange; the loop adding the
+    chunks' partial sums is not counted)."""
     return sum(1 for line in source.splitlines() if line.startswith("    for ") and "range(" in line
-               and not line.startswith("    for c in range(chunks"))
+               and not line.startswith("    for c in range("))
+
+
+def kernel_calls(f):
+    """The driver's lines calling a library kernel (one per loop nest the graph runs)."""
+    return [line.strip() for line in f.source().split("# ---- library kernel")[0].splitlines() if "= _k" in line]

@@ -98,4 +98,4 @@ register(OpDef("size_of", _size_infer,
                lambda x, axes: np.asarray(np.prod([x.shape[a] for a in axes]), dtype=x.dtype),
                vjp=lambda g, out, x, axes: (None,), differentiable=False,
                emit=lambda ctx, node: [f"{ctx.var(node)} = np.{ctx.type(node).dtype}({ctx.count(ctx.args(node)[0], ctx.attrs(node)['axes'])})"],
-               numpy_exact=True))
+               numpy_exact=True, inline=True))

@@ -1,0 +1,105 @@
+"""The schedule: what a graph's kernel module does, in order, as typed data.
+
+The `schedule` pass builds it from the final graph (passes/schedule.py); codegen renders it. Each
+node becomes one of:
+- a Launch: a call of a library kernel, a compiled function of its own computing one loop nest (a
+  fused loop, with the other nodes that loop stores; a softmax; a scatter ...). Kernels are keyed
+  by their text, in which nodes and call-time sizes are positional parameters and static sizes are
+  literals, so the same loop nest in every layer, in every graph and in every later program
+  compiles once (runtime/library.py).
+- an Inline step, written into the graph's driver function: views, scalar arithmetic, constants,
+  and loops so small that a call would cost more than the loop. A matrix product is a kernel too
+  (the BLAS call with its checks is as much code as a loop).
+The driver is one small function calling the kernels: its compile time grows with the number of
+calls, not with the code of every layer (a whole-graph function grew faster than linearly).
+"""
+import math
+from dataclasses import dataclass
+
+from graphc.ops import OPS
+
+TINY_LOOP = 32  # elements: a loop of at most this many, over static sizes, stays in the driver (W2)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A library kernel call computing `nodes`: the first is the loop's node, the rest are stored by its loop."""
+    nodes: tuple
+
+    @property
+    def node(self):
+        return self.nodes[0]
+
+
+@dataclass(frozen=True)
+class Inline:
+    """Nodes computed by lines of the driver itself (as Launch.nodes), and why they are not a kernel."""
+    nodes: tuple
+    why: str
+
+    @property
+    def node(self):
+        return self.nodes[0]
+
+
+@dataclass
+class Schedule:
+    steps: list  # Launch | Inline, in the order the driver runs them
+
+    def launches(self):
+        return [s for s in self.steps if isinstance(s, Launch)]
+
+    def text(self, graph):
+        """One line per step: what runs, the loop's shape, where its array comes from."""
+        from graphc.printer import dim_names
+        names = dim_names(graph)
+        lines = [f"schedule {graph.name}: {len(self.launches())} kernel calls, "
+                 f"{sum(isinstance(s, Inline) for s in self.steps)} inline steps"]
+        for step in self.steps:
+            node = step.node
+            kind = f"{graph.op(node)} -> {graph.type(node).text(names)}"
+            if isinstance(step, Launch):
+                stored = f", also stores {' '.join(f'%{n}' for n in step.nodes[1:])}" if len(step.nodes) > 1 else ""
+                lines.append(f"  kernel %{node}: {kind}{stored}{_buffers(graph, step.nodes)}")
+            else:
+                lines.append(f"  inline %{node}: {kind} ({step.why}){_buffers(graph, step.nodes)}")
+        return "\n".join(lines)
+
+
+def _buffers(graph, nodes):
+    donors = [(n, graph[n].get("reuses")) for n in nodes if graph[n].get("reuses") is not None]
+    return "".join(f", %{n} in the array of %{d}" for n, d in donors)
+
+
+def build_schedule(graph):
+    """The steps for every live node of a final graph, in its order (a fused group at its first member)."""
+    steps, placed = [], set()
+    for node in graph.order():
+        if graph.op(node) == "input" or node in placed:
+            continue
+        tag = graph[node].get("loop")
+        nodes = (node,)
+        if tag is not None:  # one loop stores the group: the tag first (its body), then the others in order
+            nodes = (tag,) + tuple(m for m in graph.order() if m != tag and graph[m].get("loop") == tag)
+        placed.update(nodes)
+        why = inline_reason(graph, nodes)
+        steps.append(Inline(nodes, why) if why else Launch(nodes))
+    return Schedule(steps)
+
+
+def inline_reason(graph, nodes):
+    """Why the nodes' code belongs in the driver, or None when it is a loop nest worth a kernel of its own."""
+    node = nodes[0]
+    op = OPS[graph.op(node)]
+    if graph.op(node) == "constant":
+        return "constant"
+    if op.view:
+        return "view"
+    if op.inline:
+        return "expression"
+    types = [graph.type(n) for m in nodes for n in (m, *graph.args(m))]
+    if all(t.ndim == 0 for t in types):
+        return "scalar arithmetic"
+    if all(t.is_static() and math.prod(t.shape) <= TINY_LOOP for t in types):
+        return "tiny loop"
+    return None
