@@ -4,9 +4,9 @@ The `schedule` pass builds it from the final graph (passes/schedule.py); codegen
 node becomes one of:
 - a Launch: a call of a library kernel, a compiled function of its own computing one loop nest (a
   fused loop, with the other nodes that loop stores; a softmax; a scatter ...). Kernels are keyed
-  by their text, in which nodes and call-time sizes are positional parameters and static sizes are
-  literals, so the same loop nest in every layer, in every graph and in every later program
-  compiles once (runtime/library.py).
+  by their text, in which nodes and sizes are positional parameters (only sizes 0 and 1 are
+  literals: they decide broadcasting), so the same loop nest in every layer, of any width, in every
+  graph and in every later program compiles once (runtime/library.py).
 - an Inline step, written into the graph's driver function: views, scalar arithmetic, constants,
   and loops so small that a call would cost more than the loop. A matrix product is a kernel too
   (the BLAS call with its checks is as much code as a loop).

@@ -408,7 +408,7 @@ def _numba_files(key):
     """{path: sha256} of the kernel's Numba cache files (Untrusted or OSError when one can't be read)."""
     found = {}
     for folder in numba_cache_folders(path(key, ".py")):
-        for name in _listdir(folder):
+        for name in listdir(folder):
             if name.startswith(f"graphc_{key}.") and name.endswith((".nbi", ".nbc")):
                 found[os.path.join(folder, name)] = sha256(read_trusted(os.path.join(folder, name)))
     return found
@@ -430,7 +430,7 @@ def _discard_unrecorded_numba_files(key):
 def remove_numba_files(key):
     """Delete the kernel's files in Numba's cache (they are rebuilt by the next compile)."""
     for folder in numba_cache_folders(path(key, ".py")):
-        for name in _listdir(folder):
+        for name in listdir(folder):
             if name.startswith(f"graphc_{key}."):
                 _unlink(os.path.join(folder, name))
 
@@ -448,7 +448,7 @@ def record_numba_files(key):
         pass  # unrecorded files are removed before their next use
 
 
-def _listdir(folder):
+def listdir(folder):
     try:
         return os.listdir(folder)
     except OSError:

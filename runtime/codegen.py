@@ -3,7 +3,7 @@
 The graph becomes a driver function, run by the binder, and library kernels, one function per
 distinct loop nest (runtime/library.py), which the driver calls. Per node the driver has a comment
 with the IR line and the user's location. Locals are named from node numbers, never from user
-strings; in a library kernel operands and call-time sizes are positional parameters (a0, a1, ...)
+strings; in a library kernel operands and sizes are positional parameters (a0, a1, ...)
 and the nodes it stores r0, r1, ..., so identical loop nests render to identical text. Sizes are
 read from the arguments at run time, so a `None` size never recompiles; constants are literals or
 arguments, never module globals (Numba's cache needs that).
@@ -202,8 +202,8 @@ class Context:
 
 class KernelContext(Context):
     """What an op's emit sees while writing a library kernel: operands and call-time sizes become
-    positional parameters a0, a1, ... in order of first use, and the nodes the kernel stores r0, r1, ...,
-    so the same loop nest renders to the same text in every layer and every graph."""
+    positional parameters a0, a1, ... in order of first use (static sizes too), and the nodes the
+    kernel stores r0, r1, ..., so the same loop nest renders to the same text in every layer and graph."""
 
     def __init__(self, driver, stored):
         self.__dict__.update(driver.__dict__)  # graph facts, and the driver's records (layouts, reuse, done)
@@ -218,9 +218,11 @@ class KernelContext(Context):
         return self.local[node]
 
     def size(self, size):
+        """A parameter for every size but 0 and 1 (which decide broadcasting and empty loops in the
+        code itself): a static 512 is a parameter too, so the layers of a 784-512-256 MLP share kernels."""
         size = resolve(size)
-        if not isinstance(size, Dim):
-            return str(size)  # static sizes are literals: they shape the loop's code
+        if not isinstance(size, Dim) and size in (0, 1):
+            return str(size)
         if size not in self.size_vars:
             self.size_vars[size] = f"a{len(self.params)}"
             self.params.append(("size", size))
@@ -496,9 +498,11 @@ def _caller_root(graph, node):
     return node if graph.op(node) == "input" else None
 
 
-def launch_lines(ctx, step, kernels):
-    """The driver's call of the library kernel computing step's nodes. The kernel's text is written
-    here; `kernels` maps each distinct (text, parallel) to its index j, bound as _kj in the driver."""
+SHARED_ENOUGH = 0.5  # library kernels when distinct (text, argument layouts) are at most this share of the calls
+
+
+def library_text(ctx, step):
+    """(the library kernel's text for step, its KernelContext, the argument layouts it is compiled for)."""
     node = step.node
     kctx = KernelContext(ctx, step.nodes)
     opdef = OPS[ctx.graph.op(node)]
@@ -508,13 +512,43 @@ def launch_lines(ctx, step, kernels):
     params = ", ".join(f"a{k}" for k in range(len(kctx.params)))
     results = ", ".join(kctx.local[n] for n in step.nodes)
     text = "\n".join([f"def kernel({params}):"] + ["    " + line for line in lines] + [f"    return {results}"])
+    layouts = tuple((ctx.type(p).dtype, ctx.type(p).ndim, ctx.layout(p)) for kind, p in kctx.params if kind == "node")
+    return text, kctx, layouts
+
+
+def worth_a_library(calls, kernels):
+    """Library kernels pay a compile each per argument layouts (a fixed ~0.1-0.3 s of Numba's
+    pipeline), one function a compile in all: kernels win when calls repeat (a deep model's layers, an
+    unrolled loop) or are in the library already; a graph of distinct loops (W4) compiles faster as one
+    function. calls: (text, parallel, layouts) per call; kernels: the distinct LibraryKernels."""
+    distinct = set(calls)
+    cached = sum(library.on_disk(k.key) for k in kernels)
+    return bool(calls) and (len(distinct) <= SHARED_ENOUGH * len(calls) or cached >= len(kernels) / 2)
+
+
+def launch_lines(ctx, step, kernels, calls):
+    """The driver's call of the library kernel computing step's nodes. The kernel's text is written
+    here; `kernels` maps each distinct (text, parallel) to its index j, bound as _kj in the driver;
+    `calls` gets the call's (text, parallel, argument layouts)."""
+    text, kctx, layouts = library_text(ctx, step)
     j = kernels.setdefault((text, kctx.parallel), len(kernels))
-    args = ", ".join(ctx.var(p) if kind == "node" else ctx.size(p) for kind, p in kctx.params)
+    calls.append((text, kctx.parallel, layouts))
+    # a static size goes as np.int64: a bare literal would be typed Literal[int](512), one compile per value
+    args = ", ".join(ctx.var(p) if kind == "node" else ctx.size(p) if isinstance(p, Dim) else f"np.int64({p})"
+                     for kind, p in kctx.params)
     return [f"{', '.join(ctx.var(n) for n in step.nodes)} = _k{j}({args})"]
 
 
 def generate(graph, name="kernel"):
-    """The driver module for a final graph, and the library kernels it calls."""
+    """The driver module for a final graph, and the library kernels it calls; or, when its loop nests
+    hardly repeat and the library has none of them (worth_a_library), one function computing it all."""
+    kernel, calls = _render(graph, name, shared=True)
+    if worth_a_library(calls, kernel.library):
+        return kernel
+    return _render(graph, name, shared=False)[0]
+
+
+def _render(graph, name, shared):
     ctx = Context(graph)
     updated = {target for target, _ in graph.updates}
     live = set(graph.inputs)
@@ -544,6 +578,7 @@ def generate(graph, name="kernel"):
         body += input_finite_lines(ctx, graph)
     from graphc.printer import _comment, _node_text  # one line of IR per node, as the dump shows it
     schedule = getattr(graph, "schedule", None) or build_schedule(graph)
+    calls = []
     for step in schedule.steps:
         node = step.node
         if node not in live or node in arg_nodes:
@@ -551,15 +586,14 @@ def generate(graph, name="kernel"):
         text = _node_text(graph, node, ctx.names, lambda v: ctx.size(v) if isinstance(v, Dim) else str(v)).strip()
         where = _comment(graph, node)
         body.append(comment(text + (f"  ({where})" if where else "")))
-        if isinstance(step, Launch):
-            body.extend(launch_lines(ctx, step, kernels))
+        if isinstance(step, Launch) and shared:
+            body.extend(launch_lines(ctx, step, kernels, calls))
         else:
             opdef = OPS[graph.op(node)]
             body.extend(opdef.emit(ctx, node) if opdef.emit else single_step_lines(ctx, node))
             if ctx.check_finite:
                 body.extend(finite_check_lines(ctx, node))
         body.extend(f"# %{other} was stored by the same loop" for other in step.nodes[1:])
-    assert not ctx.parallel, "a parallel loop was written into the driver: it belongs in a library kernel"
     planned = {n for n in live if "reuses" in graph[n]}
     assert ctx.reused == planned, f"the memory plan's reuse of {sorted(planned - ctx.reused)} was not honoured"
     results = []
@@ -572,10 +606,11 @@ def generate(graph, name="kernel"):
         body.append("return results")
     else:
         body.append(f"return ({', '.join(results)}{',' if results else ''})")
-    kernel_list = [library.LibraryKernel.of(PRELUDE + "\n\n" + text + "\n", parallel) for text, parallel in kernels]
+    kernel_list = [library.LibraryKernel.of(library.module_source(text), parallel) for text, parallel in kernels]
     lines = [PRELUDE + "from graphc.runtime.library import kernel as _library_kernel", ""]
     lines += [f"_k{j} = _library_kernel({k.key!r})" for j, k in enumerate(kernel_list)]
     lines += ["", "", f"def {name}({', '.join(params)}):"]
     lines += ["    " + line for line in ctx.size_lines + body]
     return Kernel("\n".join(lines) + "\n", name, arg_nodes, scalar_args, kernel_list,
-                  parallel=any(k.parallel for k in kernel_list), blas=any(OPS[graph.op(n)].threaded for n in live))
+                  parallel=ctx.parallel or any(k.parallel for k in kernel_list),
+                  blas=any(OPS[graph.op(n)].threaded for n in live)), calls

@@ -74,7 +74,7 @@ def _njit(graph, kernel, module, key):
     import numba
     fn = getattr(module, kernel.name)
     compile_for = lambda cache: numba.njit(argument_types(graph, kernel), cache=cache, error_model="numpy",  # noqa: E731
-                                           nogil=True)(fn)
+                                           nogil=True, parallel=kernel.parallel)(fn)
     try:
         return compile_for(True)
     except numba.core.errors.NumbaError:

@@ -33,6 +33,19 @@ class LibraryKernel:
         return cls(key_of(source, parallel), source, bool(parallel))
 
 
+def module_source(text):
+    """A kernel's module: the kernels' imports, then its function."""
+    from .codegen import PRELUDE
+    return PRELUDE + "\n\n" + text + "\n"
+
+
+def on_disk(key):
+    """Numba's cache holds a compile of this kernel (an index file beside its module): a load, not a compile."""
+    target = cache.path(key, ".py")
+    return any(name.startswith(f"graphc_{key}.") and name.endswith(".nbi")
+               for folder in cache.numba_cache_folders(target) for name in cache.listdir(folder))
+
+
 def key_of(source, parallel):
     return cache.make_key("library kernel", source, f"parallel {bool(parallel)}", cache.source_digest())
 
