@@ -95,10 +95,12 @@ def snapshot(keys):
 
 
 def usage(before, after):
-    """{"compiled": n, "loaded": n, "reused": n}: what a compile did with its graph's distinct kernels."""
-    compiled = loaded = 0
+    """{"compiled": n, "loaded": n, "reused": n}: what a compile did with its graph's distinct kernels,
+    each counted once (compiled when Numba compiled it for some argument types, loaded when it only
+    came from Numba's cache, reused when this process had it already)."""
+    counts = {"compiled": 0, "loaded": 0, "reused": 0}
     for key, (types, hits) in after.items():
         old_types, old_hits = before.get(key, (0, 0))
-        loaded += hits - old_hits
-        compiled += (types - old_types) - (hits - old_hits)
-    return {"compiled": compiled, "loaded": loaded, "reused": len(after) - compiled - loaded}
+        compiled = (types - old_types) - (hits - old_hits)
+        counts["compiled" if compiled > 0 else "loaded" if hits > old_hits else "reused"] += 1
+    return counts
