@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 from graphc.ops import OPS
+from graphc.printer import dim_names
 
 TINY_LOOP = 32  # elements: a loop of at most this many, over static sizes, stays in the driver (W2)
 
@@ -51,7 +52,6 @@ class Schedule:
 
     def text(self, graph):
         """One line per step: what runs, the loop's shape, where its array comes from."""
-        from graphc.printer import dim_names
         names = dim_names(graph)
         lines = [f"schedule {graph.name}: {len(self.launches())} kernel calls, "
                  f"{sum(isinstance(s, Inline) for s in self.steps)} inline steps"]
@@ -91,7 +91,7 @@ def inline_reason(graph, nodes):
     """Why the nodes' code belongs in the driver, or None when it is a loop nest worth a kernel of its own."""
     node = nodes[0]
     op = OPS[graph.op(node)]
-    if graph.op(node) == "constant":
+    if op.kind == "source":
         return "constant"
     if op.view:
         return "view"

@@ -343,7 +343,7 @@ def library_entry(key, source):
         if entry["modules"]["source"] != sha256(source):
             raise BadEntry("its source differs")
     except (OSError, Untrusted, BadEntry, KeyError, TypeError):
-        entry = {"format": FORMAT, "key": key, "library kernel": True, "modules": {"source": sha256(source)}}
+        entry = {"format": FORMAT, "key": key, "modules": {"source": sha256(source)}}
         write_or_refuse(target, json.dumps(entry).encode())
     _entries[key] = entry
 

@@ -208,8 +208,8 @@ class KernelContext(Context):
     def __init__(self, driver, stored):
         self.__dict__.update(driver.__dict__)  # graph facts, and the driver's records (layouts, reuse, done)
         self.local = {n: f"r{k}" for k, n in enumerate(stored)}
-        self.params = []  # ("node", node) or ("size", Dim), in parameter order
-        self.size_lines, self.size_vars, self.parallel = [], {}, False
+        self.params = []  # ("node", node) or ("size", size), in parameter order
+        self.size_vars, self.parallel = {}, False  # its own: every size is a parameter
 
     def var(self, node):
         if node not in self.local:

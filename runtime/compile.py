@@ -58,13 +58,16 @@ def compile_kernel(graph, kernel, key):
     dispatcher.disable_compile()
     loaded = sum(dispatcher.stats.cache_hits.values())
     COUNTS["numba cache loads" if loaded else "numba compiles"] += 1
+    if loaded:  # the cached driver holds its kernels' code: none was needed
+        return dispatcher, "Numba's cache", None
     use = library.usage(before, library.snapshot(keys))
-    for what in ("compiled", "loaded"):
-        if use[what]:
-            COUNTS[f"library kernels {what}"] += use[what]
-    for k in keys:
-        cache.record_numba_files(k)
-    return dispatcher, "Numba's cache" if loaded else "compiled by Numba", use
+    for key, what in use.items():
+        if what != "reused":
+            COUNTS[f"library kernels {what}"] += 1
+        if what == "compiled":
+            cache.record_numba_files(key)  # what Numba wrote for it, checked before Numba next reads it
+    return dispatcher, "compiled by Numba", {what: sum(w == what for w in use.values())
+                                             for what in ("compiled", "loaded", "reused")}
 
 
 def _njit(graph, kernel, module, key):
@@ -104,7 +107,8 @@ def kernel_function(graph, kernel, key):
     """(callable, where it came from): the ahead-of-time module when one was built for this key, else
     Numba's dispatcher (the binder checks every argument for both); a parallel
     kernel's dispatcher is wrapped as the threading layer needs (threads.parallel_call); and what the
-    compile did with the library kernels (library.usage; None when the driver needed none compiled)."""
+    compile did with the library kernels ({"compiled": n, "loaded": n, "reused": n}; None when the
+    driver came from a cache, its kernels' code with it)."""
     with LOADING:
         function, where, use = _load_or_compile(graph, kernel, key)
     if kernel.parallel:

@@ -95,12 +95,12 @@ def snapshot(keys):
 
 
 def usage(before, after):
-    """{"compiled": n, "loaded": n, "reused": n}: what a compile did with its graph's distinct kernels,
-    each counted once (compiled when Numba compiled it for some argument types, loaded when it only
-    came from Numba's cache, reused when this process had it already)."""
-    counts = {"compiled": 0, "loaded": 0, "reused": 0}
+    """{key: "compiled" | "loaded" | "reused"}: what a driver's compile did with each of its kernels
+    (compiled when Numba compiled it for some argument types, loaded when it only came from Numba's
+    cache, reused when this process had it already)."""
+    what = {}
     for key, (types, hits) in after.items():
         old_types, old_hits = before.get(key, (0, 0))
         compiled = (types - old_types) - (hits - old_hits)
-        counts["compiled" if compiled > 0 else "loaded" if hits > old_hits else "reused"] += 1
-    return counts
+        what[key] = "compiled" if compiled > 0 else "loaded" if hits > old_hits else "reused"
+    return what
