@@ -38,6 +38,8 @@ import types
 
 import numpy as np
 
+from graphc.types import DTYPES
+
 FORMAT = 4  # bump when the entry layout changes
 log = logging.getLogger("graphc")
 
@@ -289,17 +291,30 @@ def _kernel_from(entry, graph):
     data = entry["kernel"]
     from .library import LibraryKernel, register
     source, name, arg_nodes, scalar_args = data["source"], data["name"], data["arg_nodes"], data["scalar_args"]
-    parallel, blas = data["parallel"], data["blas"]
+    parallel, blas, python, signatures = data["parallel"], data["blas"], data["python"], data["signatures"]
     if not (isinstance(source, str) and isinstance(name, str) and name.isidentifier()
             and all(type(n) is int and n in graph.g for n in arg_nodes)
             and all(type(k) is int and 0 <= k < len(arg_nodes) for k in scalar_args)
-            and isinstance(parallel, bool) and isinstance(blas, bool) and isinstance(data["library"], list)):
+            and isinstance(parallel, bool) and isinstance(blas, bool) and isinstance(python, bool)
+            and isinstance(data["library"], list) and _signatures_ok(signatures, len(data["library"]))):
         raise BadEntry("the kernel description is malformed")
     if sha256(source) != entry["modules"]["source"]:
         raise BadEntry("the kernel source does not match its recorded digest")
     kernels = [LibraryKernel(*item) for item in data["library"]]
     register(kernels)  # each kernel's key is checked against its text
-    return Kernel(source, name, list(arg_nodes), set(scalar_args), kernels, parallel, blas)
+    return Kernel(source, name, list(arg_nodes), set(scalar_args), kernels, parallel, blas, python,
+                  [[j, [tuple(t) for t in types]] for j, types in signatures])
+
+
+def _signatures_ok(signatures, count):
+    """[j, [type, ...]] pairs naming library kernels 0..count-1, each type one codegen writes."""
+    def type_ok(t):
+        return (isinstance(t, list) and (t == ["int64"] or (len(t) == 2 and t[0] == "scalar" and t[1] in DTYPES)
+                or (len(t) == 4 and t[0] == "array" and t[1] in DTYPES and type(t[2]) is int and 0 < t[2] <= 32
+                    and t[3] in ("C", "F", "A"))))
+    return isinstance(signatures, list) and all(
+        isinstance(s, list) and len(s) == 2 and type(s[0]) is int and 0 <= s[0] < count
+        and isinstance(s[1], list) and all(type_ok(t) for t in s[1]) for s in signatures)
 
 
 def store_artifact(key, artifact):
@@ -309,6 +324,7 @@ def store_artifact(key, artifact):
     entry = {"format": FORMAT, "key": key, "graph": graph_to_json(artifact["graph"]),
              "kernel": {"source": kernel.source, "name": kernel.name, "arg_nodes": list(kernel.arg_nodes),
                         "scalar_args": sorted(kernel.scalar_args), "parallel": kernel.parallel, "blas": kernel.blas,
+                        "python": kernel.python, "signatures": [[j, [list(t) for t in ts]] for j, ts in kernel.signatures],
                         "library": [[k.key, k.source, k.parallel] for k in kernel.library]},
              "modules": {"source": sha256(kernel.source)}}
     _entries[key] = entry

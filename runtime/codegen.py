@@ -29,6 +29,10 @@ from graphc.runtime.scalar_math import exp, log, tanh, sqrt, log1p, expm1, accum
 from graphc.runtime.blas import matmul_into
 from graphc.runtime.arrays import empty, contiguous, address
 """
+PYTHON_PRELUDE = """\
+import numpy as np
+from graphc.runtime.pydriver import empty, contiguous, address
+"""
 # A flat loop runs in parallel (chunks over threads, see scalar_math.parallel_chunks) when it has at
 # least this many elements known at compile time, or when its whole size is given at call time (the
 # chunking then keeps small calls on one chunk). Loops over a call-time batch times fixed sizes (an
@@ -46,6 +50,8 @@ class Kernel:
     library: list = field(default_factory=list)  # the library kernels the driver calls (library.LibraryKernel)
     parallel: bool = False   # a library kernel runs loops on threads (prange)
     blas: bool = False       # the driver calls BLAS
+    python: bool = False     # the driver is plain Python (compiled: only its library kernels)
+    signatures: list = field(default_factory=list)  # [j, argument types] the driver calls library kernel j with
 
     def full_source(self):
         """The driver's module, then each library kernel's."""
@@ -73,6 +79,7 @@ class Context:
         self.reused = set()  # nodes whose output took a dead array, as the memory plan says
         self.done = set()    # nodes another node's loop already computed
         self.parallel = False  # a loop written here runs on threads (prange)
+        self.python = False    # writing a plain Python driver (NumPy helpers, no loops of its own)
         self.check_finite = bool(graph.options.get("check_finite"))
         # serial under check_finite too: its per-step flags are plain accumulators, not prange reductions
         self.may_use_prange = not self.check_finite and not any(OPS[graph.op(n)].threaded for n in graph.g)
@@ -463,7 +470,7 @@ def overlap_checks(graph, arg_nodes, kernels):
     for row, k in enumerate(checked):
         lines += [f"spans[{row}, 0] = address(a{k})", f"spans[{row}, 1] = spans[{row}, 0] + a{k}.size * a{k}.itemsize"]
     j = kernels.setdefault((OVERLAP_KERNEL, False), len(kernels))
-    return lines + [f"if _k{j}(spans, {len(targets)}):", f"    raise ValueError({OVERLAP!r})"]
+    return lines + [f"if _k{j}(spans, np.int64({len(targets)})):", f"    raise ValueError({OVERLAP!r})"]
 
 
 OVERLAP = "graphc: an update target overlaps another argument"
@@ -487,7 +494,10 @@ def update_lines(ctx, graph, arg_nodes):
         else:
             source = f"v{value}.copy()" if _caller_root(graph, value) in targets else ctx.contiguous(value)
             lines.append(f"new{j} = {source}.reshape(-1)")
-            writes += [f"dst = a{k}.reshape(-1)", "for i in range(dst.size):", f"    dst[i] = new{j}[i]"]
+            if ctx.python:  # NumPy's copy; a Python loop over the elements would crawl
+                writes.append(f"a{k}.reshape(-1)[:] = new{j}")
+            else:
+                writes += [f"dst = a{k}.reshape(-1)", "for i in range(dst.size):", f"    dst[i] = new{j}[i]"]
     return lines + writes
 
 
@@ -499,6 +509,10 @@ def _caller_root(graph, node):
 
 
 SHARED_ENOUGH = 0.5  # library kernels when distinct (text, argument layouts) are at most this share of the calls
+PYTHON_INLINE = ("view", "constant", "expression")  # what a Python driver computes itself (NumPy views, scalars)
+# Narrow scalars a kernel returns come back as Python numbers: a Python driver makes them NumPy scalars
+# of their dtype again, or the next kernel would be compiled for float64 or int64.
+NARROW_SCALARS = ("float32", "int32")
 
 
 def library_text(ctx, step):
@@ -526,30 +540,54 @@ def worth_a_library(calls, kernels):
     return bool(calls) and (len(distinct) <= SHARED_ENOUGH * len(calls) or cached >= len(kernels) / 2)
 
 
-def launch_lines(ctx, step, kernels, calls):
+def launch_lines(ctx, step, kernels, calls, signatures):
     """The driver's call of the library kernel computing step's nodes. The kernel's text is written
     here; `kernels` maps each distinct (text, parallel) to its index j, bound as _kj in the driver;
-    `calls` gets the call's (text, parallel, argument layouts)."""
+    `calls` gets the call's (text, parallel, argument layouts), `signatures` its (j, argument types)."""
     text, kctx, layouts = library_text(ctx, step)
     j = kernels.setdefault((text, kctx.parallel), len(kernels))
     calls.append((text, kctx.parallel, layouts))
+    signatures.setdefault((j, argument_types(ctx, kctx)), None)
     # a static size goes as np.int64: a bare literal would be typed Literal[int](512), one compile per value
     args = ", ".join(ctx.var(p) if kind == "node" else ctx.size(p) if isinstance(p, Dim) else f"np.int64({p})"
                      for kind, p in kctx.params)
-    return [f"{', '.join(ctx.var(n) for n in step.nodes)} = _k{j}({args})"]
+    lines = [f"{', '.join(ctx.var(n) for n in step.nodes)} = _k{j}({args})"]
+    if ctx.python:
+        lines += [f"{ctx.var(n)} = np.{ctx.type(n).dtype}({ctx.var(n)})" for n in step.nodes
+                  if ctx.type(n).ndim == 0 and ctx.type(n).dtype in NARROW_SCALARS]
+    return lines
+
+
+def argument_types(ctx, kctx):
+    """A library kernel call's argument types as data: ("array", dtype, rank, layout), ("scalar", dtype),
+    ("int64",) for sizes; a Python driver's kernels are compiled for them ahead of the first call."""
+    types = []
+    for kind, p in kctx.params:
+        if kind == "size":
+            types.append(("int64",))
+        elif ctx.type(p).ndim == 0:
+            types.append(("scalar", ctx.type(p).dtype))
+        else:
+            types.append(("array", ctx.type(p).dtype, ctx.type(p).ndim, ctx.layout(p)))
+    return tuple(types)
 
 
 def generate(graph, name="kernel"):
     """The driver module for a final graph, and the library kernels it calls; or, when its loop nests
-    hardly repeat and the library has none of them (worth_a_library), one function computing it all."""
-    kernel, calls = _render(graph, name, shared=True)
-    if worth_a_library(calls, kernel.library):
-        return kernel
-    return _render(graph, name, shared=False)[0]
+    hardly repeat and the library has none of them (worth_a_library), one function computing it all.
+
+    A driver calling library kernels is plain Python (a kernel call costs ~0.5-1 µs from Python; an
+    njit driver's own compile grew to seconds with a deep model's hundreds of calls), except under
+    check_finite, whose input checks are loops."""
+    kernel, calls = _render(graph, name, "njit driver")
+    if not worth_a_library(calls, kernel.library):
+        return _render(graph, name, "one function")[0]
+    return kernel if graph.options.get("check_finite") else _render(graph, name, "python driver")[0]
 
 
-def _render(graph, name, shared):
+def _render(graph, name, mode):
     ctx = Context(graph)
+    ctx.python = mode == "python driver"
     updated = {target for target, _ in graph.updates}
     live = set(graph.inputs)
     for root in graph.roots():
@@ -578,16 +616,18 @@ def _render(graph, name, shared):
         body += input_finite_lines(ctx, graph)
     from graphc.printer import _comment, _node_text  # one line of IR per node, as the dump shows it
     schedule = getattr(graph, "schedule", None) or build_schedule(graph)
-    calls = []
+    calls, signatures = [], {}
     for step in schedule.steps:
         node = step.node
         if node not in live or node in arg_nodes:
             continue
+        if ctx.python and not isinstance(step, Launch) and step.why not in PYTHON_INLINE:
+            step = Launch(step.nodes)  # scalar arithmetic and tiny loops are kernels too: Python has no loops of ours
         text = _node_text(graph, node, ctx.names, lambda v: ctx.size(v) if isinstance(v, Dim) else str(v)).strip()
         where = _comment(graph, node)
         body.append(comment(text + (f"  ({where})" if where else "")))
-        if isinstance(step, Launch) and shared:
-            body.extend(launch_lines(ctx, step, kernels, calls))
+        if isinstance(step, Launch) and mode != "one function":
+            body.extend(launch_lines(ctx, step, kernels, calls, signatures))
         else:
             opdef = OPS[graph.op(node)]
             body.extend(opdef.emit(ctx, node) if opdef.emit else single_step_lines(ctx, node))
@@ -606,11 +646,15 @@ def _render(graph, name, shared):
         body.append("return results")
     else:
         body.append(f"return ({', '.join(results)}{',' if results else ''})")
+    if (OVERLAP_KERNEL, False) in kernels:
+        signatures[(kernels[OVERLAP_KERNEL, False], (("array", "int64", 2, "C"), ("int64",)))] = None
     kernel_list = [library.LibraryKernel.of(library.module_source(text), parallel) for text, parallel in kernels]
-    lines = [PRELUDE + "from graphc.runtime.library import kernel as _library_kernel", ""]
+    prelude = PYTHON_PRELUDE if ctx.python else PRELUDE
+    lines = [prelude + "from graphc.runtime.library import kernel as _library_kernel", ""]
     lines += [f"_k{j} = _library_kernel({k.key!r})" for j, k in enumerate(kernel_list)]
     lines += ["", "", f"def {name}({', '.join(params)}):"]
     lines += ["    " + line for line in ctx.size_lines + body]
     return Kernel("\n".join(lines) + "\n", name, arg_nodes, scalar_args, kernel_list,
                   parallel=ctx.parallel or any(k.parallel for k in kernel_list),
-                  blas=any(OPS[graph.op(n)].threaded for n in live)), calls
+                  blas=any(OPS[graph.op(n)].threaded for n in live), python=ctx.python,
+                  signatures=[[j, list(types)] for j, types in signatures]), calls

@@ -50,6 +50,8 @@ def compile_kernel(graph, kernel, key):
     module = load_module(key, kernel.source)  # binds the library kernels (library.kernel)
     keys = [k.key for k in kernel.library]
     before = library.snapshot(keys)
+    if kernel.python:
+        return getattr(module, kernel.name), *_compile_library(graph, kernel, module, keys, before)
     try:
         dispatcher = _njit(graph, kernel, module, key)
     except numba.core.errors.NumbaError as error:
@@ -60,14 +62,53 @@ def compile_kernel(graph, kernel, key):
     COUNTS["numba cache loads" if loaded else "numba compiles"] += 1
     if loaded:  # the cached driver holds its kernels' code: none was needed
         return dispatcher, "Numba's cache", None
+    return dispatcher, "compiled by Numba", _library_use(before, keys)
+
+
+def _compile_library(graph, kernel, module, keys, before):
+    """A Python driver's library kernels, compiled (or loaded from Numba's cache) for the argument types
+    the driver calls them with. Their dispatchers stay open: a view whose layout differs at run time
+    from the one codegen expected compiles once more rather than failing. When Numba's cache fails to
+    load (as in _njit), the kernels' files are removed and they compile without it."""
+    import numba
+    signatures = [(j, tuple(_numba_type(t) for t in types)) for j, types in kernel.signatures]
+    try:
+        for j, signature in signatures:
+            library.kernel(keys[j]).compile(signature)
+    except numba.core.errors.NumbaError as error:
+        raise GraphcError(f"internal error: a library kernel of graph {graph.name} failed to compile "
+                          f"(see f.source()): {str(error).splitlines()[0]}") from error
+    except Exception as error:  # noqa: BLE001  anything Numba's cache loader raises
+        logging.getLogger("graphc").warning("graphc: Numba's cache of graph %s's library kernels failed to load "
+                                            "(%s: %s); compiling them without that cache", graph.name,
+                                            type(error).__name__, error)
+        fresh = library.without_cache(keys)
+        for j, key in enumerate(keys):
+            module.__dict__[f"_k{j}"] = fresh[key]
+        for j, signature in signatures:
+            fresh[keys[j]].compile(signature)
+    use = _library_use(before, keys)
+    return ("compiled by Numba" if use["compiled"] else "Numba's cache") + " (Python driver, library kernels)", use
+
+
+def _numba_type(t):
+    from numba import from_dtype, types
+    if t[0] == "int64":
+        return types.int64
+    element = from_dtype(np.dtype(t[1]))
+    return element if t[0] == "scalar" else types.Array(element, t[2], t[3])
+
+
+def _library_use(before, keys):
+    """{"compiled": n, "loaded": n, "reused": n} over the graph's library kernels, counted in COUNTS;
+    the Numba files of those compiled are recorded (checked before Numba next reads them)."""
     use = library.usage(before, library.snapshot(keys))
     for key, what in use.items():
         if what != "reused":
             COUNTS[f"library kernels {what}"] += 1
         if what == "compiled":
-            cache.record_numba_files(key)  # what Numba wrote for it, checked before Numba next reads it
-    return dispatcher, "compiled by Numba", {what: sum(w == what for w in use.values())
-                                             for what in ("compiled", "loaded", "reused")}
+            cache.record_numba_files(key)
+    return {what: sum(w == what for w in use.values()) for what in ("compiled", "loaded", "reused")}
 
 
 def _njit(graph, kernel, module, key):
@@ -96,7 +137,7 @@ def wants_ahead_of_time(graph, kernel):
     """Serial kernels, except tiny fixed-size ones that return arrays: an ahead-of-time module boxes
     each returned array ~0.5 µs slower than Numba's JIT wrapper (measured), which would double such a
     kernel's call; those warm-start from Numba's cache instead."""
-    if kernel.parallel:
+    if kernel.parallel or kernel.python:  # pycc compiles njit functions only
         return False
     types = [graph.type(n) for n in list(graph.inputs) + list(graph.outputs)]
     tiny = all(t.is_static() and math.prod(t.shape) <= TINY_ELEMENTS for t in types)

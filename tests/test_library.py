@@ -68,10 +68,32 @@ def test_a_library_written_by_one_process_is_loaded_by_the_next(tmp_path):
                                                   capture_output=True, text=True, check=True, timeout=300).stdout)
     first, deeper = run(4), run(5)  # another graph: its driver compiles, its kernels load
     assert first["info"]["library"]["compiled"] == first["info"]["library_kernels"] >= 2
-    assert deeper["info"]["status"] == "miss" and deeper["info"]["kernel"] == "compiled by Numba"
+    # another graph (a miss): its Python driver compiles nothing, its kernels come from Numba's cache
+    assert deeper["info"]["status"] == "miss" and deeper["info"]["kernel"] == "Numba's cache (Python driver, library kernels)"
     assert deeper["info"]["library"] == {"compiled": 0, "loaded": deeper["info"]["library_kernels"], "reused": 0}
     assert deeper["counts"].get("library kernels compiled", 0) == 0
     h = np.ones((3, 8))
     for _ in range(5):
         h = np.tanh(h @ np.full((8, 8), 0.1))
     assert np.isclose(deeper["value"], np.sum(h * h), rtol=1e-5), deeper
+
+
+def test_a_python_driver_updates_simultaneously_and_keeps_float32():
+    """A deep step runs as a Python driver over library kernels: an update target passed again as the
+    data (the same memory) gives what a copy of it gives, and float32 stays float32 between kernels."""
+    inputs, loss = stack(4)
+    x, params = inputs[0], inputs[1:]
+    mean = gc.mean(loss * 0.5)  # a float32 scalar computed by one kernel, read by the next
+    grads = gc.grad(mean, params)
+    f = gc.compile(inputs, [mean], updates={p: p - 0.1 * g for p, g in zip(params, grads)}, name="deep_sgd")
+    assert f._kernel.python and f.cache_info()["library_kernels"] >= 4
+    rng = np.random.default_rng(1)
+    weights = [(rng.standard_normal((8, 8)) * 0.3).astype(np.float32) for _ in params]
+    aliased = [w.copy() for w in weights]
+    separate = [w.copy() for w in weights]
+    (value,) = f(aliased[0], *aliased)             # the data is W0 itself
+    (expected,) = f(separate[0].copy(), *separate)  # the data is a copy of W0
+    assert value.dtype == np.float32 and value == expected
+    for got, want in zip(aliased, separate):
+        np.testing.assert_array_equal(got, want)
+    assert not all(np.array_equal(w, s) for w, s in zip(weights, separate))  # the step moved the weights
