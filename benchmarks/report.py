@@ -27,6 +27,21 @@ def row_text(row):
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
+def rerun_and_load(rows):
+    """The rerun case (a second program right after the first, not waiting for background builds) beside
+    the waited-for warm run; under a CPU-bound neighbour, the step with its threads against one thread."""
+    lines = ["", "Rerun (started right after the cold program) and under a CPU-bound neighbour:", "",
+             "| workload | system | warm start: rerun / waited | per call: rerun / waited | per call loaded: threads / one thread | ratio |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        rerun, warm, loaded, single = r.get("rerun", {}), r["warm"], r.get("loaded", {}), r.get("loaded_one_thread", {})
+        ratio = f"{loaded['median_s'] / single['median_s']:.2f}x" if "median_s" in loaded and "median_s" in single else "-"
+        lines.append(f"| {r['workload']} | {r['system']} | {seconds(rerun.get('first_call_s'))} / {seconds(warm.get('first_call_s'))} | "
+                     f"{seconds(rerun.get('median_s'))} / {seconds(warm.get('median_s'))} | "
+                     f"{seconds(loaded.get('median_s'))} / {seconds(single.get('median_s'))} | {ratio} |")
+    return lines
+
+
 def median(rows, workload, system):
     for row in rows:
         if row["workload"] == workload and row["system"] == system and "median_s" in row["warm"]:
@@ -74,6 +89,7 @@ def markdown(report):
     lines += [row_text(r) for r in rows]
     lines += ["", "Peer time / graphc time per call (median; above 1 means graphc is faster):", ""] + ratios(rows)
     lines += graphc_facts(rows)
+    lines += rerun_and_load(rows)
     if report.get("skipped"):
         lines += ["", "Not installed, skipped: " + ", ".join(report["skipped"])]
     return "\n".join(lines) + "\n"

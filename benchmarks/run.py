@@ -39,8 +39,12 @@ def environment(system, folder):
     return env
 
 
-def run_worker(python, system, workload, folder, timed, quick, timeout):
-    env = environment(system, folder)
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
+              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+
+
+def run_worker(python, system, workload, folder, timed, quick, timeout, extra_env=None):
+    env = dict(environment(system, folder), **(extra_env or {}))
     command = [python, "-m", "benchmarks.worker", system, workload] + (["--time"] if timed else []) + (["--quick"] if quick else [])
     try:
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
@@ -63,9 +67,13 @@ def wait_for_background_builds(system, python, folder, timeout):
     return time.perf_counter() - start
 
 
-def measure(system, workload, python, quick, timeout):
+def measure(system, workload, python, quick, timeout, neighbour=False):
+    """Cold (empty cache), the rerun (a second program started right after, beside the background
+    build if one runs), then warm once builds are done; with `neighbour`, warm again beside a CPU-bound
+    process, with the system's threads and forced to one thread."""
     with tempfile.TemporaryDirectory(prefix=f"graphc-bench-{system}-{workload}-") as folder:
         cold = run_worker(python, system, workload, folder, False, quick, timeout)
+        rerun = run_worker(python, system, workload, folder, True, quick, timeout)
         cold["background_s"] = wait_for_background_builds(system, python, folder, timeout)
         warm = run_worker(python, system, workload, folder, True, quick, timeout)
         if warm.get("cache", {}).get("status") == "miss":
@@ -75,9 +83,25 @@ def measure(system, workload, python, quick, timeout):
             missed = warm["cache"]["reason"]
             warm = run_worker(python, system, workload, folder, True, quick, timeout)
             warm["retried_after_miss"] = missed
-    row = {"system": system, "workload": workload, "cold": cold, "warm": warm}
+        row = {"system": system, "workload": workload, "cold": cold, "warm": warm, "rerun": rerun}
+        if neighbour:
+            with cpu_bound_neighbour():
+                row["loaded"] = run_worker(python, system, workload, folder, True, quick, timeout)
+                row["loaded_one_thread"] = run_worker(python, system, workload, folder, True, quick, timeout, ONE_THREAD)
     print(f"  {workload} {system}: " + summary(row), file=sys.stderr, flush=True)
     return row
+
+
+class cpu_bound_neighbour:
+    """A process spinning on one core for as long as the block runs (another user's job)."""
+
+    def __enter__(self):
+        self.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(0.5)
+
+    def __exit__(self, *exc):
+        self.process.kill()
+        self.process.wait()
 
 
 def summary(row):
@@ -108,6 +132,8 @@ def main(argv=None):
     parser.add_argument("--peer-python", default=os.environ.get("GRAPHC_BENCH_PEER_PYTHON"))
     parser.add_argument("--timeout", type=float, default=900, help="seconds per process")
     parser.add_argument("--output", default=os.path.join(HERE, "results"))
+    parser.add_argument("--neighbour", action="store_true",
+                        help="also time each workload beside a CPU-bound process, with its threads and with one")
     args = parser.parse_args(argv)
     rows, skipped = [], []
     for system in args.systems.split(","):
@@ -116,7 +142,7 @@ def main(argv=None):
             skipped.append(system)
             continue
         for workload in args.workloads.split(","):
-            rows.append(measure(system, workload, python, args.quick, args.timeout))
+            rows.append(measure(system, workload, python, args.quick, args.timeout, args.neighbour))
     report = {"machine": machine(), "quick": args.quick, "skipped": skipped, "rows": rows}
     table = markdown(report)
     print(table)
