@@ -20,7 +20,7 @@ import numpy as np
 
 from graphc.errors import GraphcError
 
-from . import aot, cache, library, threads
+from . import adaptive, aot, cache, library, threads
 from .allocator import keep_freed_memory
 from .cache import load_module
 
@@ -154,7 +154,7 @@ def kernel_function(graph, kernel, key):
         function, where, use = _load_or_compile(graph, kernel, key)
     if kernel.parallel:
         function = threads.parallel_call(function, graph.name)
-    return function, where, use
+    return adaptive.choosing_threads(function, kernel.blas, kernel.parallel), where, use
 
 
 def _load_or_compile(graph, kernel, key):
