@@ -71,16 +71,27 @@ def _buffers(graph, nodes):
     return "".join(f", %{n} in the array of %{d}" for n, d in donors)
 
 
+def loop_groups(graph, order=None):
+    """{tag: (tag, then the other nodes its loop stores, in order)} for the graph's shared loops."""
+    groups = {}
+    for node in order or graph.order():
+        tag = graph[node].get("loop")
+        if tag is not None and node != tag:
+            groups.setdefault(tag, [tag]).append(node)
+    return {tag: tuple(nodes) for tag, nodes in groups.items()}
+
+
 def build_schedule(graph):
     """The steps for every live node of a final graph, in its order (a fused group at its first member)."""
-    steps, placed = [], set()
-    for node in graph.order():
+    steps, placed, order = [], set(), graph.order()
+    groups = loop_groups(graph, order)
+    for node in order:
         if graph.op(node) == "input" or node in placed:
             continue
         tag = graph[node].get("loop")
         nodes = (node,)
         if tag is not None:  # one loop stores the group: the tag first (its body), then the others in order
-            nodes = (tag,) + tuple(m for m in graph.order() if m != tag and graph[m].get("loop") == tag)
+            nodes = groups.get(tag, (tag,))
         placed.update(nodes)
         why = inline_reason(graph, nodes)
         steps.append(Inline(nodes, why) if why else Launch(nodes))

@@ -35,6 +35,10 @@ from .loop_merge import append_steps, retag
 from .rewrite import scalar_value
 
 CHEAP = 1  # the most costly op a group recomputes rather than reads (measured: see the docstring)
+# The most arrays a group's loop reads. Each is a memory stream of its own, and a loop over a hundred
+# (an unrolled RNN's weight gradient, the sum of T terms) was a kernel no other graph shares that took
+# seconds to compile; capped, such a sum is a chain of identical loops, one library kernel.
+MAX_OPERANDS = 8
 
 
 def fuse_elementwise(graph):
@@ -83,6 +87,7 @@ def _grow(graph, root, index):
     """The group rooted at `root`, and the members it stores: producers join, users before producers."""
     space, roots = _space(graph, root), set(graph.roots())
     members, moved, stored, seen = {root}, {root}, set(), {root}
+    operands = set(graph.args(root))  # what the group reads from outside
     reducing = graph.op(root) in REDUCERS
     frontier = [(-index[a], a) for a in set(graph.args(root))]
     heapq.heapify(frontier)
@@ -94,8 +99,12 @@ def _grow(graph, root, index):
         how = _joins(graph, p, moved, space, roots, reducing)
         if how == "stored" and not _readers_stay_outside(graph, p, members, moved):
             how = None
+        reads = (operands - {p}) | (set(graph.args(p)) - members - {p})
+        if how and sum(graph.type(a).ndim > 0 for a in reads) > MAX_OPERANDS:
+            how = None
         if how and _convex(graph, members, p):
             members.add(p)
+            operands = reads
             if how in ("moved", "stored"):
                 moved.add(p)
             if how == "stored":

@@ -17,7 +17,7 @@ from graphc.ops import OPS
 from graphc.ops.fused import Step, yields_reduction
 from graphc.ops.reduce import REDUCERS
 from graphc.printer import dim_names, provenance
-from graphc.schedule import Launch, build_schedule
+from graphc.schedule import Launch, build_schedule, loop_groups
 from graphc.types import Dim, resolve, same_shape
 
 from . import library
@@ -79,6 +79,7 @@ class Context:
         self.reused = set()  # nodes whose output took a dead array, as the memory plan says
         self.done = set()    # nodes another node's loop already computed
         self.parallel = False  # a loop written here runs on threads (prange)
+        self.groups = loop_groups(graph)  # tag -> the nodes its loop stores
         self.python = False    # writing a plain Python driver (NumPy helpers, no loops of its own)
         self.check_finite = bool(graph.options.get("check_finite"))
         # serial under check_finite too: its per-step flags are plain accumulators, not prange reductions
@@ -201,7 +202,7 @@ class Context:
         tag = self.graph[node].get("loop")
         if tag is None:
             return fused_lines(self, node, steps)
-        members = [m for m in self.graph.order() if self.graph[m].get("loop") == tag]
+        members = self.groups.get(tag, (tag,))
         self.done.update(members)
         extras = [(m, self.attrs(m)["output"]) for m in members if m != tag]
         return fused_lines(self, tag, self.attrs(tag)["body"].steps, extras, self.attrs(tag).get("output", -1))

@@ -191,3 +191,19 @@ def test_a_loop_joins_a_reduction_only_when_it_does_not_read_the_result():
         assert len(tags) == loops and top_level_loops(f.source()) == loops, f.dump()
         for got, want in zip(f(X, Y), reference(outputs, [x, y], X, Y)):
             np.testing.assert_allclose(got, want, rtol=3e-6)
+
+
+def test_a_group_reads_at_most_max_operands_arrays():
+    """A sum of 20 arrays (an unrolled loop's gradient) is a chain of loops of at most MAX_OPERANDS
+    operands each, not one loop over 20 memory streams, and its value is the same."""
+    from graphc.passes.fuse import MAX_OPERANDS
+    xs = [gc.tensor(f"x{k}", (None, 3), "float32") for k in range(20)]
+    total = xs[0]
+    for x in xs[1:]:
+        total = total + x * 0.5
+    f = gc.compile(xs, total)
+    fused = [n for n in f.ir.g.nodes if f.ir.op(n) == "fused"]
+    reads = [sum(f.ir.type(a).ndim > 0 for a in set(f.ir.args(n))) for n in fused]
+    assert len(fused) >= 3 and max(reads) <= MAX_OPERANDS, reads
+    arrays = [np.random.default_rng(k).standard_normal((4, 3)).astype(np.float32) for k in range(20)]
+    np.testing.assert_allclose(f(*arrays), reference([total], xs, *arrays)[0], rtol=1e-6)
