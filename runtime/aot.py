@@ -28,6 +28,7 @@ reaped (wait_for_builds waits for them), never left as zombies. With an unusable
 """
 import atexit
 import fcntl
+import functools
 import glob
 import importlib.machinery
 import importlib.util
@@ -138,12 +139,18 @@ _start_at_exit = False
 _children = []  # builders this process started: reaped, never left as zombies
 
 
+QUEUE_PER_PROCESS = 8  # builds one process may queue: a script of ~80 graphs left a builder running 4 minutes
+_queued_here = []
+
+
 def build_in_background(key):
     """Queue `key` for an ahead-of-time build, started when this process exits (one builder per folder
     builds every queued kernel, one at a time). A kernel queued by a process that never started its
-    builder (it was killed) is built after this one exits."""
+    builder (it was killed) is built after this one exits. A process queues at most QUEUE_PER_PROCESS
+    (the others warm-start from Numba's cache); with no numba.pycc (pending deprecation in Numba)
+    nothing is queued, and the reason is logged once."""
     global _start_at_exit
-    if not enabled():
+    if not enabled() or not _pycc_available() or len(_queued_here) >= QUEUE_PER_PROCESS:
         return False
     try:
         os.close(os.open(pending_path(key), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
@@ -151,10 +158,20 @@ def build_in_background(key):
         pass
     except OSError:
         return False
+    _queued_here.append(key)
     if not _start_at_exit:
         _start_at_exit = True
         atexit.register(start_builder)
     return True
+
+
+@functools.lru_cache(maxsize=None)
+def _pycc_available():
+    if importlib.util.find_spec("numba.pycc") is not None:
+        return True
+    cache.log.info("graphc: numba.pycc is not available in this Numba: kernels warm-start from Numba's cache "
+                   "(no ahead-of-time modules)")
+    return False
 
 
 def start_builder():

@@ -247,3 +247,24 @@ def test_a_graph_that_is_not_valid_data_is_refused(optimized, damage):
         data["dims"][0]["parent"] = 0
     with pytest.raises(SerializeError):
         graph_from_json(data)
+
+
+def test_a_process_queues_a_bounded_number_of_builds_and_none_without_pycc(tmp_path, monkeypatch):
+    from graphc.runtime import aot
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GRAPHC_AOT", "1")
+    monkeypatch.setattr(aot, "_queued_here", [])
+    monkeypatch.setattr(aot, "_start_at_exit", True)  # no builder from this test process
+    keys = [f"{k:064x}" for k in range(aot.QUEUE_PER_PROCESS + 3)]
+    assert [aot.build_in_background(k) for k in keys] == [True] * aot.QUEUE_PER_PROCESS + [False] * 3
+    assert len(list(tmp_path.glob("graphc_*.building"))) == aot.QUEUE_PER_PROCESS
+    for marker in tmp_path.glob("graphc_*.building"):
+        marker.unlink()
+    monkeypatch.setattr(aot, "_queued_here", [])
+    aot._pycc_available.cache_clear()
+    monkeypatch.setattr(aot.importlib.util, "find_spec", lambda name: None)
+    try:
+        assert not aot.build_in_background(keys[0]) and not list(tmp_path.glob("graphc_*.building"))
+    finally:
+        monkeypatch.undo()
+        aot._pycc_available.cache_clear()
