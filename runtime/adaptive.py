@@ -6,8 +6,10 @@ process, a 512x512x512 float32 product took 4.3 ms on one BLAS thread and 19.5 m
 128x128x128 one was 2.8x faster on two. Quiet, two threads win from m*n*k of about 1M. Only the
 step's own timing knows which holds now. So each such graph's calls go through a ThreadChoice:
 every so often it times a few calls on the other count (3 calls on each, medians compared, and the
-other count must be 10% faster to be chosen). The interval doubles while the choice holds, from
-`FIRST` up to `LONGEST` calls, so on a quiet machine under 1% of calls run on the slower count; it
+other count must be 10% faster to be chosen). The first call on each count in a trial is not timed
+(threads that slept, or a BLAS pool still starting, made the first two-thread calls 6 ms against
+1.7), and the first trial waits for `FIRST` calls. The interval doubles while the choice holds, from
+`FIRST` up to `LONGEST` calls, so on a quiet machine about 1% of calls run on the slower count; it
 starts again at FIRST when the choice changes.
 
 Counts are process-wide (OpenBLAS's setting, Numba's count for the calling thread), so graphs
@@ -61,8 +63,9 @@ class ThreadChoice:
 
     def __init__(self, function, setter, many):
         self.function, self.set, self.many = function, setter, many
-        self.chosen, self.interval, self.countdown = many, FIRST, 0
+        self.chosen, self.interval, self.countdown = many, FIRST, FIRST
         self.times = {many: [], 1: []}
+        self.warmed = set()  # the counts whose untimed first call of this trial ran
         self.timing = threading.Lock()  # one thread times a trial; calls from others meanwhile just run
 
     def __call__(self, *args):
@@ -80,6 +83,9 @@ class ThreadChoice:
         chosen, other = self.chosen, 1 if self.chosen == self.many else self.many
         count = chosen if len(self.times[chosen]) < TRIAL else other
         self.set(count)
+        if count not in self.warmed:
+            self.warmed.add(count)
+            return self.function(*args)
         start = time.perf_counter()
         try:
             return self.function(*args)
@@ -94,7 +100,7 @@ class ThreadChoice:
             self.chosen, self.interval = other, FIRST
         else:
             self.interval = min(2 * self.interval, LONGEST)
-        self.times = {self.many: [], 1: []}
+        self.times, self.warmed = {self.many: [], 1: []}, set()
         self.countdown = self.interval
 
 
