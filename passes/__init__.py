@@ -11,9 +11,11 @@ from .cse import canonicalize, cse
 from .dce import dce
 from .fold import fold
 from .fuse import fuse_elementwise
+from .join_reduction import join_reduction
 from .manager import Pass, PipelineResult, run_pipeline
 from .memory import plan_memory
 from .schedule import schedule
+from .share_loops import share_loops
 from .simplify import simplify
 from .stabilize import stabilize
 
@@ -28,6 +30,8 @@ PIPELINE = [
     Pass("fold", fold, "evaluate nodes over constants"),
     Pass("cse_again", cse, "merge the nodes simplification made identical"),
     Pass("fuse_elementwise", fuse_elementwise, "groups of elementwise ops (+ a final reduction) -> one fused loop"),
+    Pass("share_loops", share_loops, "fused loops over one shape reading a common array -> one loop"),
+    Pass("join_reduction", join_reduction, "loops reading a reduction loop's stored values -> that loop"),
     Pass("plan_memory", plan_memory, "liveness, buffer reuse and in-place updates"),
     Pass("schedule", schedule, "each loop nest -> a shared library kernel call; views, BLAS calls, scalars -> the driver"),
 ]
@@ -39,4 +43,4 @@ def names():
 
 
 __all__ = ["PIPELINE", "Pass", "PipelineResult", "run_pipeline", "names", "autodiff", "canonicalize", "cse", "dce",
-           "fold", "fuse_elementwise", "plan_memory", "schedule", "simplify", "stabilize"]
+           "fold", "fuse_elementwise", "join_reduction", "plan_memory", "schedule", "share_loops", "simplify", "stabilize"]

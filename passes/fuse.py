@@ -11,9 +11,9 @@ Fan-out rule: a value read outside its group is
   the sigmoid's backward reads the saved output s, never recomputing exp. Measured on W3
   (sum(sigmoid(x*y+0.5)*tanh(x)+exp(-x*x)) and both gradients, 4M float32, 2 cores): saving the
   three transcendentals took 34-42 ms per call, recomputing them in every loop (CHEAP = 8) 61 ms.
-Last, an elementwise loop over a reduction's shape that reads values the reduction's loop stores,
-but not its result, joins that loop (passes/join_reduction.py): W3's gradients run in the loop that
-sums the loss, and sigmoid, tanh and exp are never stored.
+The passes after it merge loops further: share_loops (loops over one shape reading a common array)
+and join_reduction (an elementwise loop joins the reduction loop whose stored values it reads: W3's
+gradients run in the loop that sums the loss, and sigmoid, tanh and exp are never stored).
 Groups are convex (no path leaves a group and re-enters it), checked as each group grows on the
 graph where earlier groups are already contracted, so fusion never creates a cycle. Members all
 have the group's loop shape (smaller operands are read by broadcasting, never recomputed per element).
@@ -24,14 +24,12 @@ import networkx as nx
 
 from graphc.errors import PassError
 from graphc.ops import OPS
-from graphc.ops.fused import Body, Step, yields_reduction
+from graphc.ops.fused import Body, Step
 from graphc.ops.reduce import REDUCERS
 from graphc.printer import provenance
 from graphc.types import same_shape
 
 from .dce import dce
-from .join_reduction import join_reductions
-from .loop_merge import append_steps, retag
 from .rewrite import scalar_value
 
 CHEAP = 1  # the most costly op a group recomputes rather than reads (measured: see the docstring)
@@ -57,13 +55,10 @@ def fuse_elementwise(graph):
     if not groups:
         return graph
     work = dce(work)
-    _share_loops(work)
-    joined = join_reductions(work)
     if not nx.is_directed_acyclic_graph(work.g):
         raise PassError("fuse_elementwise created a cycle")
     extra = sum(1 for n in work.g.nodes if "output" in work.attrs(n))
-    work.fired = {k: v for k, v in (("groups", groups), ("ops fused", fused), ("extra outputs", extra),
-                                                ("loops joined to a reduction", joined)) if v}
+    work.fired = {k: v for k, v in (("groups", groups), ("ops fused", fused), ("extra outputs", extra)) if v}
     return work
 
 
@@ -187,48 +182,6 @@ def _contract(graph, root, members, stored, index):
             graph.remove(m)
     for p in sorted(stored, key=index.get):
         _store_from_loop(graph, root, p, inputs, body, position[p], index)
-
-
-def _share_loops(graph):
-    """Fused nodes over the same loop shape that read a common array and don't depend on each other
-    run in one loop: each keeps its value (`output`), the body is the union of theirs (shared steps
-    computed once), so, e.g., the gradients for x and y read x, y and the saved values once.
-    Each node joins a loop on the graph as merged so far, so merging never closes a cycle."""
-    clusters, own = [], {}
-    for node in graph.order():
-        if not _may_share(graph, node):
-            continue
-        own[node] = (graph.args(node), graph.attrs(node)["body"])
-        cluster = next((c for c in clusters if _fits(graph, c, node)), None)
-        if cluster is None:
-            clusters.append([node])
-            continue
-        cluster.append(node)
-        _merge(graph, cluster, own)
-
-
-def _may_share(graph, node):
-    data = graph[node]
-    return (data["op"] == "fused" and data.get("loop") is None and data["type"].ndim > 0
-            and not yields_reduction(data["attrs"]))
-
-
-def _fits(graph, cluster, node):
-    first, arrays = cluster[0], {a for a in graph.args(node) if graph.type(a).ndim > 0}
-    return (same_shape(graph.type(first).shape, graph.type(node).shape)
-            and arrays & {a for m in cluster for a in graph.args(m)}
-            and not any(nx.has_path(graph.g, m, node) or nx.has_path(graph.g, node, m) for m in cluster))
-
-
-def _merge(graph, cluster, own):
-    """One body computing every member's own steps over the union of their own operands."""
-    inputs, steps, known, outputs = [], [], {}, []
-    for node in cluster:
-        operands, body = own[node]
-        outputs.append(append_steps(steps, known, body, operands, inputs)[-1])
-    merged = Body(tuple(steps))
-    for node, output in zip(cluster, outputs):
-        retag(graph, node, inputs, {"body": merged, "output": output}, cluster[0])
 
 
 def _store_from_loop(graph, root, p, inputs, body, step, index):

@@ -13,10 +13,24 @@ that depends on the reduction's loop, so every member's operands stay upstream o
 """
 import networkx as nx
 
+from graphc.errors import PassError
+
 from graphc.ops.fused import Body, yields_reduction
 from graphc.types import same_shape
 
 from .loop_merge import append_steps, retag
+
+
+def join_reduction(graph):
+    """Run elementwise loops that read a reduction loop's stored values (not its result) in that loop."""
+    work = graph.copy()
+    joined = join_reductions(work)
+    if not joined:
+        return graph
+    if not nx.is_directed_acyclic_graph(work.g):
+        raise PassError("join_reduction created a cycle")
+    work.fired = {"loops joined to a reduction": joined}
+    return work
 
 
 def join_reductions(graph):

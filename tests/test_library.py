@@ -82,7 +82,7 @@ def test_a_python_driver_updates_simultaneously_and_keeps_float32():
     """A deep step runs as a Python driver over library kernels: an update target passed again as the
     data (the same memory) gives what a copy of it gives, and float32 stays float32 between kernels."""
     inputs, loss = stack(4)
-    x, params = inputs[0], inputs[1:]
+    params = inputs[1:]
     mean = gc.mean(loss * 0.5)  # a float32 scalar computed by one kernel, read by the next
     grads = gc.grad(mean, params)
     f = gc.compile(inputs, [mean], updates={p: p - 0.1 * g for p, g in zip(params, grads)}, name="deep_sgd")

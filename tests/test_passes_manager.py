@@ -11,7 +11,8 @@ from graphc.passes import Pass, run_pipeline
 
 def test_pipeline_is_listed_in_order_with_descriptions():
     assert passes.names() == ["canonicalize", "simplify", "stabilize", "autodiff", "dce", "cse", "simplify_backward",
-                              "fold", "cse_again", "fuse_elementwise", "plan_memory", "schedule"]
+                              "fold", "cse_again", "fuse_elementwise", "share_loops", "join_reduction",
+                              "plan_memory", "schedule"]
     for p in passes.PIPELINE:
         assert p.description and p.run.__doc__ and len(p.run.__doc__.strip().splitlines()[0]) > 10
 

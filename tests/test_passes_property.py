@@ -89,12 +89,12 @@ def test_compiled_optimized_graph_matches_unoptimized_interpreter(disabled, plan
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(long_steps, st.integers(0, 2 ** 16))
-def test_fusion_alone_never_creates_a_cycle_and_keeps_values(plan, seed):
+def test_fusion_alone_never_creates_a_cycle_and_keeps_values(plan, seed):  # with its loop merges
     import networkx as nx
     from graphc import passes
     inputs, outputs = build(plan)
     before_fusion = optimized(outputs, inputs, disable=["fuse_elementwise", "plan_memory"]).graph
-    fused = passes.fuse_elementwise(before_fusion)
+    fused = passes.join_reduction(passes.share_loops(passes.fuse_elementwise(before_fusion)))
     assert nx.is_directed_acyclic_graph(fused.g)
     fused.verify(gc.ops.OPS)
     args = arrays(seed)
