@@ -11,7 +11,6 @@ OUTPUT/depth.json, depth.md and, when matplotlib is installed, depth.png.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -91,12 +90,9 @@ def worker(system, depth, batch, samples):
 def run(python, system, depth, batch, folder, samples=20, timeout=1800):
     env = dict(os.environ, GRAPHC_CACHE_DIR=os.path.join(folder, "graphc"), GRAPHC_AOT="0",
                JAX_COMPILATION_CACHE_DIR=os.path.join(folder, "jax"), PYTHONPATH=ROOT)
-    command = [python, "-m", "benchmarks.depth", "--worker", system, str(depth), str(batch), str(samples)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    return {"failed": (done.stderr.strip().splitlines() or ["no result"])[-1][:200]}
+    from benchmarks.run import run_result
+    return run_result([python, "-m", "benchmarks.depth", "--worker", system, str(depth), str(batch), str(samples)],
+                      env, timeout)
 
 
 def main(argv=None):

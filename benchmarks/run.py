@@ -46,6 +46,11 @@ ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THRE
 def run_worker(python, system, workload, folder, timed, quick, timeout, extra_env=None):
     env = dict(environment(system, folder), **(extra_env or {}))
     command = [python, "-m", "benchmarks.worker", system, workload] + (["--time"] if timed else []) + (["--quick"] if quick else [])
+    return run_result(command, env, timeout)
+
+
+def run_result(command, env, timeout):
+    """Run a worker process; its RESULT line as data, or {"failed": why}."""
     try:
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -548,7 +548,7 @@ def launch_lines(ctx, step, kernels, calls, signatures):
     text, kctx, layouts = library_text(ctx, step)
     j = kernels.setdefault((text, kctx.parallel), len(kernels))
     calls.append((text, kctx.parallel, layouts))
-    signatures.setdefault((j, argument_types(ctx, kctx)), None)
+    signatures.setdefault((j, call_types(ctx, kctx)), None)
     # a static size goes as np.int64: a bare literal would be typed Literal[int](512), one compile per value
     args = ", ".join(ctx.var(p) if kind == "node" else ctx.size(p) if isinstance(p, Dim) else f"np.int64({p})"
                      for kind, p in kctx.params)
@@ -559,7 +559,7 @@ def launch_lines(ctx, step, kernels, calls, signatures):
     return lines
 
 
-def argument_types(ctx, kctx):
+def call_types(ctx, kctx):
     """A library kernel call's argument types as data: ("array", dtype, rank, layout), ("scalar", dtype),
     ("int64",) for sizes; a Python driver's kernels are compiled for them ahead of the first call."""
     types = []

@@ -79,16 +79,22 @@ def _compile_library(graph, kernel, module, keys, before):
         raise GraphcError(f"internal error: a library kernel of graph {graph.name} failed to compile "
                           f"(see f.source()): {str(error).splitlines()[0]}") from error
     except Exception as error:  # noqa: BLE001  anything Numba's cache loader raises
-        logging.getLogger("graphc").warning("graphc: Numba's cache of graph %s's library kernels failed to load "
-                                            "(%s: %s); compiling them without that cache", graph.name,
-                                            type(error).__name__, error)
-        fresh = library.without_cache(keys)
-        for j, key in enumerate(keys):
-            module.__dict__[f"_k{j}"] = fresh[key]
+        fresh = _without_numba_cache(f"graph {graph.name}'s library kernels", error, kernel, module)
         for j, signature in signatures:
             fresh[keys[j]].compile(signature)
     use = _library_use(before, keys)
     return ("compiled by Numba" if use["compiled"] else "Numba's cache") + " (Python driver, library kernels)", use
+
+
+def _without_numba_cache(what, error, kernel, module):
+    """After an error of Numba's cache loader: one warning, the library kernels' files removed and fresh
+    dispatchers compiling without that cache bound into the driver module; returns them by key."""
+    logging.getLogger("graphc").warning("graphc: Numba's cache of %s failed to load (%s: %s); compiling without "
+                                        "that cache", what, type(error).__name__, error)
+    fresh = library.without_cache([k.key for k in kernel.library])
+    for j, k in enumerate(kernel.library):
+        module.__dict__[f"_k{j}"] = fresh[k.key]
+    return fresh
 
 
 def _numba_type(t):
@@ -124,12 +130,8 @@ def _njit(graph, kernel, module, key):
     except numba.core.errors.NumbaError:
         raise
     except Exception as error:  # noqa: BLE001  anything Numba's cache loader raises
-        logging.getLogger("graphc").warning("graphc: Numba's cache of kernel %s failed to load (%s: %s); compiling "
-                                            "it without that cache", key, type(error).__name__, error)
+        _without_numba_cache(f"kernel {key}", error, kernel, module)
         cache.remove_numba_files(key)
-        fresh = library.without_cache([k.key for k in kernel.library])
-        for j, k in enumerate(kernel.library):
-            module.__dict__[f"_k{j}"] = fresh[k.key]
         return compile_for(False)
 
 

@@ -1,8 +1,9 @@
 """ThreadChoice picks the thread count its own calls ran faster with, and follows a change of load."""
-import threading
 import time
 
 from graphc.runtime import adaptive
+
+from test_threads import run_in_threads
 
 
 class Step:
@@ -40,17 +41,9 @@ def test_it_keeps_many_threads_while_they_are_faster_and_moves_to_one_when_they_
 def test_threads_calling_one_graph_share_its_choice_safely():
     step = Step({2: 0.0001, 1: 0.0005})
     choice = adaptive.ThreadChoice(step, step.set, 2)
-    errors = []
 
-    def work():
-        try:
-            for k in range(300):
-                assert choice(k) == k
-        except Exception as error:  # noqa: BLE001
-            errors.append(error)
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and choice.chosen in (1, 2)
+    def work(_):
+        for k in range(300):
+            assert choice(k) == k
+    run_in_threads(work, 4)  # re-raises what any thread raised
+    assert choice.chosen in (1, 2)
