@@ -17,6 +17,7 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
     a pass over every intermediate; loops run serially).
     """
     from graphc.runtime import binder, cache
+    from graphc.runtime.kernel import kernel_data, kernel_from
     from graphc.runtime.compile import constant_arrays, kernel_function
     from graphc.runtime.executor import make_compiled
 
@@ -29,13 +30,13 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
     config = cache.compile_config(disable, graph.options)
     text = cache.canonical_text(graph)
     key = cache.make_key(text, config)
-    artifact, problem = cache.load_artifact(key)
+    artifact, problem = cache.load_artifact(key, kernel_from)
     if artifact is None:
         structure = cache.shape_key(text, config)
         status = {"status": "miss", "reason": problem or cache.miss_reason(structure, graph)}
         result = _run_passes(graph, disable, verify)
         final, kernel = result.graph, _generate(result.graph)
-        _store(cache, key, structure, graph, final, kernel, status)
+        _store(cache, key, structure, graph, final, kernel_data(kernel), status)
     else:  # a warm start: the optimized graph and the kernel come from the disk cache, no pass runs
         final, kernel = artifact["graph"], artifact["kernel"]
         result = _LazyPipeline(lambda: _run_passes(graph, disable, verify))
@@ -66,7 +67,7 @@ def _store(cache, key, structure, graph, final, kernel, status):
         logging.getLogger("graphc").warning("recompiling %s: %s", graph.name, status["reason"])
     from graphc.serialize import SerializeError
     try:
-        cache.store_artifact(key, {"graph": final, "kernel": kernel})
+        cache.store_artifact(key, final, kernel)
         cache.remember_types(structure, graph)
     except SerializeError as error:  # an attribute the entry's schema has no form for: run uncached
         status["reason"] += f" (not cached: {error})"

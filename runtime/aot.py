@@ -337,7 +337,8 @@ def build(key):
     from numba.pycc import CC
 
     from .compile import argument_types
-    artifact, problem = cache.load_artifact(key)
+    from .kernel import kernel_from
+    artifact, problem = cache.load_artifact(key, kernel_from)
     if artifact is None:
         raise SystemExit(f"no usable cached kernel {key}: {problem or 'no entry'}")
     graph, kernel = artifact["graph"], artifact["kernel"]  # (loading it registered its library kernels)

@@ -38,8 +38,6 @@ import types
 
 import numpy as np
 
-from graphc.types import DTYPES
-
 FORMAT = 4  # bump when the entry layout changes
 log = logging.getLogger("graphc")
 
@@ -240,16 +238,20 @@ class BadEntry(Exception):
     """An entry that can't be used: the miss's reason."""
 
 
-def load_artifact(key):
+def load_artifact(key, kernel_from):
     """(artifact, None) on a hit; (None, why) when the entry is unusable (why says so); (None, None) when
-    there is none. The artifact holds "graph" (the optimized Graph) and "kernel" (codegen's Kernel)."""
+    there is none. The artifact holds "graph" (the optimized Graph) and "kernel": kernel_from(data, graph),
+    given the entry's kernel data once its source matched the recorded digest (it raises BadEntry,
+    TypeError or KeyError for data it can't use)."""
     if not persistent():
         return None, None
     target = path(key, ".json")
     try:
         entry = _parse_entry(key, read_trusted(target))
         graph = _graph_from(entry)
-        artifact = {"graph": graph, "kernel": _kernel_from(entry, graph)}
+        if not isinstance(entry["kernel"]["source"], str) or sha256(entry["kernel"]["source"]) != entry["modules"]["source"]:
+            raise BadEntry("the kernel source does not match its recorded digest")
+        artifact = {"graph": graph, "kernel": kernel_from(entry["kernel"], graph)}
     except (TypeError, AttributeError, KeyError) as error:  # a field of the wrong kind
         return None, f"the cache entry was unusable (malformed: {type(error).__name__})"
     except FileNotFoundError:
@@ -285,48 +287,12 @@ def _graph_from(entry):
         raise BadEntry(f"graph: {error}") from None
 
 
-def _kernel_from(entry, graph):
-    """codegen's Kernel from the entry (a field of the wrong kind raises TypeError or KeyError)."""
-    from .codegen import Kernel
-    data = entry["kernel"]
-    from .library import LibraryKernel, register
-    source, name, arg_nodes, scalar_args = data["source"], data["name"], data["arg_nodes"], data["scalar_args"]
-    parallel, blas, python, signatures = data["parallel"], data["blas"], data["python"], data["signatures"]
-    if not (isinstance(source, str) and isinstance(name, str) and name.isidentifier()
-            and all(type(n) is int and n in graph.g for n in arg_nodes)
-            and all(type(k) is int and 0 <= k < len(arg_nodes) for k in scalar_args)
-            and isinstance(parallel, bool) and isinstance(blas, bool) and isinstance(python, bool)
-            and isinstance(data["library"], list) and _signatures_ok(signatures, len(data["library"]))):
-        raise BadEntry("the kernel description is malformed")
-    if sha256(source) != entry["modules"]["source"]:
-        raise BadEntry("the kernel source does not match its recorded digest")
-    kernels = [LibraryKernel(*item) for item in data["library"]]
-    register(kernels)  # each kernel's key is checked against its text
-    return Kernel(source, name, list(arg_nodes), set(scalar_args), kernels, parallel, blas, python,
-                  [[j, [tuple(t) for t in types]] for j, types in signatures])
-
-
-def _signatures_ok(signatures, count):
-    """[j, [type, ...]] pairs naming library kernels 0..count-1, each type one codegen writes."""
-    def type_ok(t):
-        return (isinstance(t, list) and (t == ["int64"] or (len(t) == 2 and t[0] == "scalar" and t[1] in DTYPES)
-                or (len(t) == 4 and t[0] == "array" and t[1] in DTYPES and type(t[2]) is int and 0 < t[2] <= 32
-                    and t[3] in ("C", "F", "A"))))
-    return isinstance(signatures, list) and all(
-        isinstance(s, list) and len(s) == 2 and type(s[0]) is int and 0 <= s[0] < count
-        and isinstance(s[1], list) and all(type_ok(t) for t in s[1]) for s in signatures)
-
-
-def store_artifact(key, artifact):
-    """Write the entry for `key` (raises graphc.serialize.SerializeError for a graph the schema can't hold)."""
+def store_artifact(key, graph, kernel_data):
+    """Write the entry for `key`: the optimized graph and the kernel as plain data (runtime/kernel.py),
+    its "source" digest recorded. Raises graphc.serialize.SerializeError for a graph the schema can't hold."""
     from graphc.serialize import graph_to_json
-    kernel = artifact["kernel"]
-    entry = {"format": FORMAT, "key": key, "graph": graph_to_json(artifact["graph"]),
-             "kernel": {"source": kernel.source, "name": kernel.name, "arg_nodes": list(kernel.arg_nodes),
-                        "scalar_args": sorted(kernel.scalar_args), "parallel": kernel.parallel, "blas": kernel.blas,
-                        "python": kernel.python, "signatures": [[j, [list(t) for t in ts]] for j, ts in kernel.signatures],
-                        "library": [[k.key, k.source, k.parallel] for k in kernel.library]},
-             "modules": {"source": sha256(kernel.source)}}
+    entry = {"format": FORMAT, "key": key, "graph": graph_to_json(graph), "kernel": kernel_data,
+             "modules": {"source": sha256(kernel_data["source"])}}
     _entries[key] = entry
     if persistent():
         write_or_refuse(path(key, ".json"), json.dumps(entry).encode())

@@ -8,7 +8,6 @@ and the nodes it stores r0, r1, ..., so identical loop nests render to identical
 read from the arguments at run time, so a `None` size never recompiles; constants are literals or
 arguments, never module globals (Numba's cache needs that).
 """
-from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
@@ -21,14 +20,9 @@ from graphc.schedule import Launch, build_schedule, loop_groups
 from graphc.types import Dim, resolve, same_shape
 
 from . import library
+from .kernel import Kernel
+from .library import PRELUDE
 
-PRELUDE = """\
-import numpy as np
-from numba import prange
-from graphc.runtime.scalar_math import exp, log, tanh, sqrt, log1p, expm1, accumulate, parallel_chunks
-from graphc.runtime.blas import matmul_into
-from graphc.runtime.arrays import empty, contiguous, address
-"""
 PYTHON_PRELUDE = """\
 import numpy as np
 from graphc.runtime.pydriver import empty, contiguous, address
@@ -38,26 +32,6 @@ from graphc.runtime.pydriver import empty, contiguous, address
 # chunking then keeps small calls on one chunk). Loops over a call-time batch times fixed sizes (an
 # MLP's layers) stay serial: those kernels keep their ahead-of-time warm start (runtime/aot.py).
 PARALLEL_MIN_ELEMENTS = 1 << 20
-
-
-@dataclass
-class Kernel:
-    """A graph's compiled form as codegen wrote it, and what compiling and running it needs."""
-    source: str              # the driver's module text
-    name: str                # the driver's entry point
-    arg_nodes: list          # graph nodes passed as arguments, in order (inputs, then array constants)
-    scalar_args: set         # positions passed as scalars (rank-0 inputs not updated)
-    library: list = field(default_factory=list)  # the library kernels the driver calls (library.LibraryKernel)
-    parallel: bool = False   # a library kernel runs loops on threads (prange)
-    blas: bool = False       # the driver calls BLAS
-    python: bool = False     # the driver is plain Python (compiled: only its library kernels)
-    signatures: list = field(default_factory=list)  # [j, argument types] the driver calls library kernel j with
-
-    def full_source(self):
-        """The driver's module, then each library kernel's."""
-        parts = [self.source] + [f"# ---- library kernel {k.key[:16]} (_k{j} above) ----\n{k.source}"
-                                 for j, k in enumerate(self.library)]
-        return "\n\n".join(parts)
 
 
 class ScalarSpec:

@@ -17,6 +17,15 @@ from dataclasses import dataclass
 
 from . import cache
 
+# what every kernel module imports (a driver compiled by Numba too): the helpers they call
+PRELUDE = """\
+import numpy as np
+from numba import prange
+from graphc.runtime.scalar_math import exp, log, tanh, sqrt, log1p, expm1, accumulate, parallel_chunks
+from graphc.runtime.blas import matmul_into
+from graphc.runtime.arrays import empty, contiguous, address
+"""
+
 _known = {}        # key -> LibraryKernel: those a graph being compiled or loaded registered
 _dispatchers = {}  # key -> its Numba dispatcher
 _lock = threading.RLock()
@@ -35,7 +44,6 @@ class LibraryKernel:
 
 def module_source(text):
     """A kernel's module: the kernels' imports, then its function."""
-    from .codegen import PRELUDE
     return PRELUDE + "\n\n" + text + "\n"
 
 
