@@ -296,14 +296,23 @@ def _log(x, c):
     return _log_edges(x, s * (hfsq + r) + kf * c.log_ln2_lo - hfsq + f + kf * c.log_ln2_hi, c)
 
 
-def _by_width(generic):
+def _by_width(name, generic):
     """An overload body: float32 runs `generic` with the float32 constants, every other number with
-    the float64 ones."""
+    the float64 ones.
+
+    Each body gets a qualified name of its own (exp_float32, ...): Numba names a compiled function by
+    its qualified name and a per-process counter, and a kernel loaded from Numba's cache that calls
+    such a function by that name was bound to another process's function of the same name (six
+    anonymous lambdas: a cached kernel's exp ran as log)."""
     def choose(x):
         if isinstance(x, types.Float) and x.bitwidth == 32:
-            return lambda x: generic(x, F32)
+            body = lambda x: generic(x, F32)  # noqa: E731
+            body.__qualname__ = f"{name}_float32"
+            return body
         if isinstance(x, (types.Float, types.Integer, types.Boolean)):
-            return lambda x: generic(float(x), F64)
+            body = lambda x: generic(float(x), F64)  # noqa: E731
+            body.__qualname__ = f"{name}_float64"
+            return body
         return None
     return choose
 
@@ -334,7 +343,7 @@ def sigmoid(x):
 
 for _stub, _generic in [(exp, _exp), (expm1, _expm1), (log, _log), (log1p, _log1p), (tanh, _tanh),
                         (sigmoid, _sigmoid)]:
-    overload(_stub)(_by_width(_generic))
+    overload(_stub)(_by_width(_stub.__name__, _generic))
 
 
 PARALLEL_MIN_CHUNK = 1 << 16  # elements: below this a chunk's work doesn't pay for waking a thread

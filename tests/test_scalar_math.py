@@ -91,6 +91,20 @@ def test_log_of_negatives_is_nan_and_of_denormals_finite(results):
     assert np.all(np.isfinite(log[tiny])) and tiny.any()
 
 
+def test_each_function_body_has_a_name_of_its_own(results):
+    """Numba names a compiled function by qualified name and a per-process counter. The six bodies were
+    one anonymous lambda each, so a kernel loaded from Numba's cache, calling `<lambda>` number k by
+    name, was bound to this process's k-th lambda: in the full test suite a cached kernel's exp ran as
+    log (NaN gradients in test_second_order)."""
+    dtype, x, out = results
+    ir = _apply_all.inspect_llvm(_apply_all.signatures[[s[0].dtype for s in _apply_all.signatures].index(numba.from_dtype(dtype))])
+    width = np.dtype(dtype).itemsize * 8
+    for name in NAMES:
+        body = f"{name}_float{width}"
+        assert f"scalar_math{len(body)}{body}B" in ir, f"no function named {body} in the kernel"
+    assert not re.search(r"scalar_math\w*lambda", ir)
+
+
 def test_accumulate_reassociates_only_the_sum():
     @numba.njit(error_model="numpy")
     def total(x):
