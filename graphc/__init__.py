@@ -12,6 +12,9 @@ from .tensor import Tensor, constant
 from .compiler import compile
 from .check import check_grad
 from .interpret import interpret
+from .shared import Shared, parameters, shared
+from .saving import Declaration, from_json, load, loads, to_json
+from . import init, nn, optim  # noqa: E402  (they build on the names above)
 from graphc.runtime.threads import get_num_threads, set_num_threads
 from .lower import lower
 

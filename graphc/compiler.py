@@ -1,32 +1,68 @@
-"""gc.compile: lower, run the pass pipeline, generate and compile one kernel, bind it."""
+"""gc.compile: lower, run the pass pipeline, generate and compile the kernel, bind it (gc.shared values too)."""
 from .errors import DTypeError, GraphcError, ShapeError
 from .loc import user_location
 from .lower import lower, tensor_list
 from .tensor import Tensor
 
 
-def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=False, options=None, check_finite=False):
+def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=False, options=None, check_finite=False,
+            cast="no"):
     """Compile `outputs` (a list of tensors, or one tensor) as a function of `inputs`.
 
-    updates: {input: new value}: after the call, the caller's input array holds the new value.
+    updates: {target: new value}, target an input or a gc.shared value: after the call it holds the
+    new value (an input's array is written in place). Updates are simultaneous: every new value is
+    computed from the values before the call.
+    gc.shared values the outputs or updates use are not inputs: the function reads and writes them
+    itself (f.shared lists them).
     disable: names of passes to skip. verify: check the graph after every pass.
     options: for the passes; {"value_changing": True} enables rewrites that may change results.
     check_finite: the kernel checks every float value it computes (fused loops step by step) and
     raises gc.RunError naming the first node that produced a NaN or Inf (op, type, forward or
     backward, the user's line); the caller's arrays are left as they were. Off by default (it costs
     a pass over every intermediate; loops run serially).
+    cast: an array of another dtype than its input's is refused ("no", the default, with the fix in
+    the message), or converted when NumPy casts it "safe"ly (int32 to float64) or within its kind
+    ("same_kind": float64 data into a float32 input). An input updated in place is never converted.
     """
+    from graphc.runtime.binder import CASTS
+    disable, options = _check_settings(name, disable, options, verify=verify, check_finite=check_finite)
+    if cast not in CASTS:
+        raise GraphcError(f"gc.compile cast must be one of {', '.join(map(repr, CASTS))}, got {cast!r} "
+                          f"(at {user_location()})")
+    graph, shared, single = declare(inputs, outputs, updates, name)
+    graph.options = dict(options, check_finite=True) if check_finite else options
+    settings = {"disable": list(disable), "options": options, "check_finite": check_finite, "cast": cast,
+                "verify": verify, "single": single}
+    return compile_graph(graph, shared, settings)
+
+
+def declare(inputs, outputs, updates=None, name="graph"):
+    """(the lowered graph, the gc.shared tensors it reads, whether `outputs` was one tensor): the graph's
+    inputs are `inputs`, then the shared tensors the outputs and updates use, in order of appearance."""
+    from .shared import Shared, reachable_shared
+    single = isinstance(outputs, Tensor)
+    outputs, inputs = tensor_list(outputs, "gc.compile outputs"), tensor_list(inputs, "gc.compile inputs")
+    passed = [t for t in inputs if isinstance(t, Shared)]
+    if passed:
+        raise GraphcError(f"gc.compile inputs: {passed[0].name!r} is a gc.shared value, which the compiled "
+                          f"function reads itself; leave it out of the inputs (at {user_location()})")
+    updates = {} if updates is None else updates
+    if not isinstance(updates, dict):
+        raise GraphcError(f"gc.compile updates must be a dict {{input: new value}}, got {type(updates).__name__} "
+                          f"(at {user_location()})")
+    targets = [t for t in updates if isinstance(t, Shared)]
+    shared = reachable_shared(outputs + [v for v in updates.values() if isinstance(v, Tensor)] + targets)
+    return lower(outputs, inputs + shared, _check_updates(inputs + shared, updates), name), shared, single
+
+
+def compile_graph(graph, shared, settings):
+    """Compile a lowered graph whose last inputs are the `shared` tensors (gc.load's way in too)."""
     from graphc.runtime import binder, cache
     from graphc.runtime.kernel import kernel_data, kernel_from
     from graphc.runtime.compile import constant_arrays, kernel_function
     from graphc.runtime.executor import make_compiled
 
-    single = isinstance(outputs, Tensor)
-    outputs, inputs = tensor_list(outputs, "gc.compile outputs"), tensor_list(inputs, "gc.compile inputs")
-    update_pairs = _check_updates(inputs, {} if updates is None else updates)
-    disable, options = _check_settings(name, disable, options, verify=verify, check_finite=check_finite)
-    graph = lower(outputs, inputs, update_pairs, name)
-    graph.options = dict(options, check_finite=True) if check_finite else options
+    disable, verify = tuple(settings["disable"]), settings["verify"]
     config = cache.compile_config(disable, graph.options)
     text = cache.canonical_text(graph)
     key = cache.make_key(text, config)
@@ -46,8 +82,11 @@ def compile(inputs, outputs, updates=None, disable=(), name="graph", verify=Fals
     status.update(key=key, kernel=where, folder=cache.cache_dir(), library_kernels=len(kernel.library),
                   library=use or {"compiled": 0, "loaded": 0, "reused": 0})
     constants = constant_arrays(final, kernel)
-    call, binder_source = binder.make_binder(final, kernel, function, constants, single)
-    return make_compiled(call, final, result, kernel, binder_source, status)
+    call, binder_source = binder.make_binder(final, kernel, function, constants, settings["single"],
+                                             [s.get_value(copy=False) for s in shared], settings["cast"])
+    compiled = make_compiled(call, final, result, kernel, binder_source, status)
+    compiled._declaration = (graph, list(shared), settings)
+    return compiled
 
 
 def _run_passes(graph, disable, verify):
@@ -105,14 +144,11 @@ def _check_settings(name, disable, options, **flags):
 def _check_updates(inputs, updates):
     """{input: new value} as (input, value) pairs; a number or array value takes its input's dtype."""
     from .tensor import as_tensors
-    if not isinstance(updates, dict):
-        raise GraphcError(f"gc.compile updates must be a dict {{input: new value}}, got {type(updates).__name__} "
-                          f"(at {user_location()})")
     pairs = []
     for target, value in updates.items():
         if not isinstance(target, Tensor) or all(target is not t for t in inputs):
             raise GraphcError(f"update target {target!r} must be one of the compiled function's inputs "
-                              f"(at {user_location()})")
+                              f"or a gc.shared value (at {user_location()})")
         if not isinstance(value, Tensor):
             try:
                 value = as_tensors([value, target])[0]

@@ -237,6 +237,8 @@ class _Reader:
         dtype, sizes = data
         if dtype not in DTYPES:
             _fail(f"unknown dtype {dtype!r}")
+        if any(type(s) is int and s < 0 for s in sizes):
+            _fail(f"a negative size in {sizes}")
         return TensorType(tuple([s if type(s) is int else self.dim(s["dim"]) for s in sizes]), dtype)
 
     def value(self, value):

@@ -249,8 +249,35 @@ def _number_dtype(number, partner_dtypes):
     return result_dtype(*floats) if floats else "float64"
 
 
+def _array_dtype(array, partner_dtypes):
+    """A NumPy array (or list) beside tensors takes their dtype as a Python number does, so
+    `x32 + np.ones(3)` stays float32 (NumPy would promote the graph to float64); a float array beside
+    integer tensors, or integers that don't fit the tensors' integer dtype, are refused."""
+    floats = [d for d in partner_dtypes if is_float(d)]
+    ints = [d for d in partner_dtypes if d in INT_DTYPES]
+    kind = array.dtype.kind
+    if kind == "b" or not (floats or ints):
+        return None
+    if floats:
+        dtype = result_dtype(*floats)
+        with np.errstate(over="ignore"):
+            fits = kind != "f" or np.isfinite(array.astype(dtype)).sum() == np.isfinite(array).sum()
+        if not fits:
+            raise DTypeError(f"a {array.dtype} constant with values beyond {dtype}'s range beside {dtype} tensors")
+        return dtype
+    dtype = result_dtype(*ints)
+    if kind == "f":
+        raise DTypeError(f"a {array.dtype} array beside {dtype} tensors would make the graph float: convert "
+                         f"the array (.astype(np.{dtype})) or the tensors (gc.cast(x, '{array.dtype}'))")
+    info = np.iinfo(dtype)
+    if array.size and (array.min() < info.min or array.max() > info.max):
+        raise DTypeError(f"a constant with values beyond {dtype}'s range beside {dtype} tensors")
+    return dtype
+
+
 def as_tensors(values):
-    """Operands as Tensors; Python numbers become constants of their tensor partners' dtype."""
+    """Operands as Tensors; Python numbers, NumPy arrays and lists become constants of their tensor
+    partners' dtype (see _array_dtype)."""
     dtypes = [v.dtype for v in values if isinstance(v, Tensor)]
     out = []
     for v in values:
@@ -261,7 +288,7 @@ def as_tensors(values):
             dtype = _number_dtype(number, dtypes) if isinstance(number, numbers.Real) else None
             out.append(make_constant(number, dtype))
         elif isinstance(v, (np.ndarray, list, tuple)):
-            out.append(make_constant(v))
+            out.append(make_constant(v, _array_dtype(_array_of(v, None), dtypes)))
         else:
             raise GraphcError(f"can't use {type(v).__name__} {_short(v)} as a graphc operand")
     return out

@@ -23,15 +23,19 @@ FAST_SCALARS = {"float": (float, np.float64, np.float32), "int": (int, np.int64,
 # What SlowPath.scalar converts: a float input takes any real number, an int input no float.
 CONVERTIBLE_SCALARS = {"float": (bool, int, float, np.bool_, np.integer, np.floating),
                        "int": (bool, int, np.bool_, np.integer), "bool": (bool, np.bool_)}
+# gc.compile(cast=...): "no" refuses an array of another dtype; "safe" converts what NumPy casts without
+# loss (int32 to float64); "same_kind" also narrows within a kind (float64 data into a float32 input).
+CASTS = ("no", "safe", "same_kind")
 INT_RANGES = {"int32": (-2 ** 31, 2 ** 31 - 1), "int64": (-2 ** 63, 2 ** 63 - 1)}
 
 
-def parameter_names(graph):
-    """The inputs' names as the call's parameters, when every one can be (else arg0, arg1, ...).
+def parameter_names(graph, shared=0):
+    """The inputs' names as the call's parameters, when every one can be (else arg0, arg1, ...), then
+    _s0, _s1, ... for the last `shared` inputs, which the binder passes itself (gc.shared values).
     Python reads identifiers NFKC-normalized: a name it would change could collide with another."""
-    names = [graph.attrs(n)["name"] for n in graph.inputs]
+    names = [graph.attrs(n)["name"] for n in graph.inputs[:len(graph.inputs) - shared]]
     ok = all(_plain_identifier(n) and not n.startswith("_") for n in names) and len(set(names)) == len(names)
-    return names if ok else [f"arg{k}" for k in range(len(names))]
+    return (names if ok else [f"arg{k}" for k in range(len(names))]) + [f"_s{j}" for j in range(shared)]
 
 
 def function_name(graph):
@@ -112,11 +116,15 @@ def type_checks(graph, kernel, params):
     return conditions
 
 
-def binder_source(graph, kernel, params, single):
-    """Every generated name but the parameters starts with an underscore, so no input name shadows one."""
-    args = list(params) + [f"_constants[{j}]" for j in range(len(kernel.arg_nodes) - len(graph.inputs))]
-    checks = type_checks(graph, kernel, params) + size_checks(graph, params)
-    signature = ", ".join([f"{p}=_MISSING" for p in params] + ["*_extra", "**_unknown"])
+def binder_source(graph, kernel, params, single, shared=0):
+    """Every generated name but the parameters starts with an underscore, so no input name shadows one.
+    The last `shared` inputs are gc.shared arrays bound as _s0, _s1, ...: always of their declared type,
+    so they are not checked (a rank-0 one the kernel takes as a number is read on every call)."""
+    calls = len(params) - shared
+    args = [f"{p}[()]" if k >= calls and k in kernel.scalar_args else p for k, p in enumerate(params)]
+    args += [f"_constants[{j}]" for j in range(len(kernel.arg_nodes) - len(graph.inputs))]
+    checks = type_checks(graph, kernel, params[:calls]) + size_checks(graph, params[:calls])
+    signature = ", ".join([f"{p}=_MISSING" for p in params[:calls]] + ["*_extra", "**_unknown"])
     results = [result_expression(graph, o, k) for k, o in enumerate(graph.outputs)]
     returned = results[0] if single else f"({', '.join(results)}{',' if results else ''})"
     values = f"({', '.join(params)}{',' if params else ''})"
@@ -135,12 +143,14 @@ def binder_source(graph, kernel, params, single):
     return "\n".join(lines) + "\n"
 
 
-def make_binder(graph, kernel, dispatcher, constants, wrap_single):
-    """The per-call function and its source."""
-    params = parameter_names(graph)
-    source = binder_source(graph, kernel, params, wrap_single)
-    slow = SlowPath(graph, kernel, dispatcher, constants, params)
+def make_binder(graph, kernel, dispatcher, constants, wrap_single, shared=(), cast="no"):
+    """The per-call function and its source. shared: the arrays of the graph's last inputs (gc.shared
+    values, passed on every call); cast: which dtype conversions of inputs the call makes (CASTS)."""
+    params = parameter_names(graph, len(shared))
+    source = binder_source(graph, kernel, params, wrap_single, len(shared))
+    slow = SlowPath(graph, kernel, dispatcher, constants, params, len(shared), cast)
     namespace = {"_MISSING": MISSING, "_kernel": dispatcher, "_constants": constants, "_array": np.array,
+                 **{f"_s{j}": array for j, array in enumerate(shared)},
                  "_slow": slow, "_scalar": slow.scalar, "_failed": slow.failed, "_type": type,
                  "_ndarray": np.ndarray, "_Exception": Exception,
                  **{f"_{kind}_scalars": frozenset(types) for kind, types in FAST_SCALARS.items()},
@@ -153,8 +163,9 @@ class SlowPath:
     """Validates every argument with a message naming the input, its declared type and what came;
     copies what can be copied safely; runs the kernel once."""
 
-    def __init__(self, graph, kernel, dispatcher, constants, params):
+    def __init__(self, graph, kernel, dispatcher, constants, params, shared=0, cast="no"):
         self.graph, self.kernel, self.dispatcher, self.constants, self.params = graph, kernel, dispatcher, constants, params
+        self.calls, self.cast = len(params) - shared, cast
         self.updated = [k for k, n in enumerate(graph.inputs) if n in {t for t, _ in graph.updates}]
 
     @functools.cached_property
@@ -164,11 +175,11 @@ class SlowPath:
 
     def __call__(self, values, extra, unknown):
         if extra:
-            raise CallError(f"{self.graph.name} takes {len(self.params)} arguments ({', '.join(self.params)}), "
-                            f"got {len(self.params) + len(extra)}")
+            raise CallError(f"{self.graph.name} takes {self.calls} arguments ({', '.join(self.params[:self.calls])}), "
+                            f"got {self.calls + len(extra)}")
         if unknown:
             raise CallError(f"{self.graph.name} has no input named {', '.join(sorted(unknown))}; "
-                            f"its inputs are {', '.join(self.params)}")
+                            f"its inputs are {', '.join(self.params[:self.calls])}")
         sizes, args = {}, []
         for k, value in enumerate(values):
             args.append(self.scalar(k, value) if k in self.kernel.scalar_args else self._array(k, value, sizes))
@@ -182,9 +193,10 @@ class SlowPath:
                      for k, o in enumerate(self.graph.outputs))
 
     def declared(self, k):
-        node, param = self.graph.inputs[k], self.params[k]
+        node = self.graph.inputs[k]
+        param = self.params[k] if k < self.calls else self.graph.attrs(node)["name"]
         where = self.graph[node]["loc"]
-        return f"input {param!r} (declared {self.graph.type(node).text(self.names)}" + (f" at {where})" if where else ")")
+        return f"{'input' if k < self.calls else 'shared'} {param!r} (declared {self.graph.type(node).text(self.names)}" + (f" at {where})" if where else ")")
 
     def scalar(self, k, value):
         """value as the Python number the kernel takes for scalar input k, or a CallError."""
@@ -218,7 +230,7 @@ class SlowPath:
         if not isinstance(value, np.ndarray):
             raise CallError(f"{declared} expects a numpy array, got {_describe(value)}")
         if value.dtype.newbyteorder("=") != np.dtype(t.dtype):
-            raise CallError(f"{declared}: got {value.dtype} where {t.dtype} is declared (shape {value.shape})")
+            value = self._cast(k, value, declared)
         if value.ndim != t.ndim:
             raise CallError(f"{declared}: got rank {value.ndim} {value.dtype}{list(value.shape)}, expected rank {t.ndim}")
         for axis, (size, n) in enumerate(zip(t.shape, value.shape)):
@@ -239,6 +251,21 @@ class SlowPath:
         if problems or type(value) is not np.ndarray:
             value = np.array(value, dtype=t.dtype, order="C", subok=False)  # a copy the kernel may read
         return value
+
+    def _cast(self, k, value, declared):
+        """value converted to input k's dtype, when the compile's cast policy allows it; else a CallError
+        naming the fix."""
+        dtype = np.dtype(self.graph.type(self.graph.inputs[k]).dtype)
+        fix = f"pass {self.params[k] if k < self.calls else 'it'}.astype(np.{dtype.name})"
+        if k in self.updated:
+            raise CallError(f"{declared}: got {value.dtype} where {dtype} is declared (shape {value.shape}); it is "
+                            f"updated in place, so it is never converted: {fix}")
+        if self.cast == "no" or not np.can_cast(value.dtype, dtype, self.cast):
+            allowed = "" if self.cast == "no" else f" (cast={self.cast!r} does not convert {value.dtype} to {dtype})"
+            hint = "" if not np.can_cast(value.dtype, dtype, "same_kind") else ", or compile with cast=\"same_kind\""
+            raise CallError(f"{declared}: got {value.dtype} where {dtype} is declared (shape {value.shape})"
+                            f"{allowed}; {fix}{hint}")
+        return value.astype(dtype)
 
     def _separate_overlaps(self, args):
         """An update target sharing memory with another argument: a copy of the other, or a CallError

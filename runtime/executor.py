@@ -71,6 +71,30 @@ class CompiledFunction:
     def cache_info(self):
         return dict(self._cache_status)
 
+    @property
+    def shared(self):
+        """{"read": the gc.shared values the function reads, "written": those its updates write}."""
+        graph, shared, _ = self._declaration
+        node_of = dict(zip(graph.inputs[len(graph.inputs) - len(shared):], shared))
+        written = [node_of[t] for t, _ in graph.updates if t in node_of]
+        return {"read": list(shared), "written": written}
+
+    def save(self, path):
+        """Write the declaration, the current shared values and the compile settings as JSON
+        (graphc/saving.py); gc.load(path) returns a function that behaves the same."""
+        from graphc.saving import save
+        save(self, path)
+
+    def to_json(self):
+        from graphc.saving import function_json
+        return function_json(self)
+
+    def __reduce__(self):
+        """Pickled as its saved graph: unpickling compiles it, or loads its kernel from that machine's
+        cache; shared values travel with it (as copies: the unpickled function has its own)."""
+        from graphc.saving import loads
+        return loads, (self.to_json(),)
+
 
 def make_compiled(call, graph, pipeline, kernel, binder_source, cache_status):
     """A CompiledFunction whose call goes straight to the generated binder (no per-call Python layer)."""
