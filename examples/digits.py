@@ -47,7 +47,7 @@ def svm_model(lr=0.1, reg=1e-3, seed=0):
     # the j = y_i term is max(0, 1) = 1 whatever the scores: the one-hot mask leaves it out
     margins = gc.maximum(scores - correct + 1.0, 0.0) * (1.0 - gc.one_hot(labels, CLASSES))
     loss = gc.mean(gc.sum(margins, axis=1)) + reg * gc.sum(W * W)
-    return {"inputs": [x, labels], "outputs": [loss, scores],
+    return {"inputs": [x, labels], "outputs": [loss, scores], "name": "digits_svm_step",
             "updates": gc.optim.sgd(loss, [W, b], lr, momentum=0.9)}
 
 
@@ -57,14 +57,16 @@ def mlp_model(hidden=128, lr=MLP_LR, seed=0):
     h = gc.nn.dense(x, hidden, activation="relu", name="hidden", seed=seed)
     scores = gc.nn.dense(h, CLASSES, name="output", init="glorot_uniform", seed=seed + 1)
     loss = gc.nn.cross_entropy(scores, labels)
-    return {"inputs": [x, labels], "outputs": [loss, scores],
+    return {"inputs": [x, labels], "outputs": [loss, scores], "name": "digits_mlp_step",
             "updates": gc.optim.adam(loss, gc.parameters(loss), lr=lr)}
 
 
-def compile_model(model, name):
-    """(the training step, x -> scores): the scores read the step's gc.shared parameters as it trains them."""
-    step = gc.compile(model["inputs"], model["outputs"], updates=model["updates"], name=f"{name}_step")
-    scores = gc.compile(model["inputs"][:1], model["outputs"][1], name=f"{name}_scores")
+def compile_model(model):
+    """(the training step, x -> scores): the scores read the step's gc.shared parameters as it trains them.
+    The step is named as its model names it, so `graphc build examples/digits.py:mlp_model` compiles
+    the very graph this program runs."""
+    step = gc.compile(model["inputs"], model["outputs"], updates=model["updates"], name=model["name"])
+    scores = gc.compile(model["inputs"][:1], model["outputs"][1], name=model["name"].replace("_step", "_scores"))
     return step, scores
 
 
@@ -74,7 +76,7 @@ def accuracy(scores, X, y):
 
 def train_svm(data, steps=300):
     X_train, y_train, X_test, y_test = data
-    step, scores = compile_model(svm_model(), "digits_svm")
+    step, scores = compile_model(svm_model())
     for _ in range(steps):
         loss, _ = step(X_train, y_train)
     return float(loss), accuracy(scores, X_test, y_test)
@@ -199,7 +201,11 @@ def main(argv=None):
 
     model = mlp_model()
     initial = {p.name: p.get_value() for p in gc.parameters(model["outputs"][0])}
-    step, scores = compile_model(model, "digits_mlp")
+    start = time.perf_counter()
+    step, scores = compile_model(model)
+    info = step.cache_info()
+    print(f"MLP step ready in {time.perf_counter() - start:.2f} s ({info['status']}: {info['reason']}; "
+          f"kernel: {info['kernel']})")
     history = train_mlp(step, scores, data, args.epochs)
     print(f"MLP: loss {history['loss'][-1]:.4f}, train accuracy {history['train_accuracy'][-1]:.1%}, "
           f"test accuracy {history['test_accuracy'][-1]:.1%}")

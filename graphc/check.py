@@ -47,19 +47,28 @@ class GradCheckReport:
 def check_grad(y, wrt, feeds, eps=1e-6, tolerance=None, projections=3, seed=0):
     """Compare compiled analytic gradients of scalar `y` with central differences in float64.
 
-    feeds: {input tensor: array} for every input y depends on. Small inputs are checked element by
+    feeds: {input tensor: array} for every input y depends on (gc.shared values are checked at their
+    current values, not fed). Small inputs are checked element by
     element; larger ones along `projections` random directions. Truthy when every input passes.
     """
     from .compiler import compile
     from .functions import grad
 
+    from .shared import Shared, reachable_shared
+
     wrt = list(wrt)
     if not isinstance(feeds, dict):
         raise GraphcError(f"check_grad: feeds must be a dict {{input: array}}, got {type(feeds).__name__} "
                           f"(at {user_location()})")
+    fed_shared = [t for t in feeds if isinstance(t, Shared)]
+    if fed_shared:
+        raise GraphcError(f"check_grad: {fed_shared[0].name!r} is a gc.shared value, checked at its own value "
+                          f"(set_value it instead of feeding it) (at {user_location()})")
     inputs = list(feeds)
     arrays = [_feed_array(t, feeds[t]) for t in inputs]
     grads = compile(inputs, [y] + grad(y, wrt), name="check_grad")(*arrays)[1:]
+    shared = reachable_shared([y])  # differentiated numerically like inputs, from their current values
+    inputs, arrays = inputs + shared, arrays + [s.get_value() for s in shared]
     loss64 = _float64_loss(y, inputs)
     rng = np.random.default_rng(seed)
     checks = []

@@ -304,6 +304,14 @@ def recorded(key, module):
     return _entries.get(key, {}).get("modules", {}).get(module)
 
 
+def recorded_on_disk(key, module):
+    """As `recorded`, read from the entry on disk now (another process, the builder, may have added it)."""
+    try:
+        return _parse_entry(key, read_trusted(path(key, ".json"))).get("modules", {}).get(module)
+    except (OSError, Untrusted, BadEntry):
+        return None
+
+
 def record_module(key, module, record):
     """Add a module's digest record to the entry on disk (the ahead-of-time builder does, once built)."""
     target = path(key, ".json")

@@ -74,7 +74,7 @@ def test_digits_mlp_reaches_97_percent_and_matches_numpy():
     data = example.split()
     model = example.mlp_model()
     initial = {p.name: p.get_value() for p in gc.parameters(model["outputs"][0])}
-    step, scores = example.compile_model(model, "digits_mlp")
+    step, scores = example.compile_model(model)
     history = example.train_mlp(step, scores, data, epochs=30, progress=False)
     assert history["test_accuracy"][-1] >= 0.97
     # the hand-written NumPy step from the same start follows the same path, up to float32 rounding
