@@ -42,7 +42,7 @@ MODELS = [("spiral", "linear_model"), ("spiral", "two_layer_model"), ("digits", 
 @pytest.mark.parametrize("example, model", MODELS)
 def test_model_returns_a_declaration(example, model):
     declaration = getattr(load(example), model)()
-    assert set(declaration) == {"inputs", "outputs", "updates"}
+    assert {"inputs", "outputs", "updates"} <= set(declaration) <= {"inputs", "outputs", "updates", "name"}
     x, labels = declaration["inputs"]
     loss, scores = declaration["outputs"]
     assert not isinstance(x.shape[0], int) and labels.dtype == "int64"  # any batch size
