@@ -39,6 +39,7 @@ def _parser():
     which.add_argument("--after", metavar="PASS", help="the graph after this pass (see `graphc passes`)")
     which.add_argument("--all-passes", action="store_true", help="one dump per pass, into the folder -o names")
     dump.add_argument("--format", choices=FORMATS, default="text")
+    dump.add_argument("--dense", action="store_true", help="text: renumber nodes %%0, %%1, ... in order of appearance")
     dump.add_argument("-o", "--output", metavar="OUT", help="a file (a folder with --all-passes); default stdout")
     dump.set_defaults(run=_dump)
 
@@ -151,11 +152,11 @@ def _dump(args):
         snapshots = f._pipeline.snapshots
         for k, (name, graph) in enumerate(snapshots.items()):
             target = os.path.join(args.output, f"{k:02d}-{name}.{_suffix(args.format)}")
-            _write(target, _formatted(graph, args.format, f, format_graph))
+            _write(target, _formatted(graph, args, format_graph))
             print(target)
         return 0
     graph = f.ir if args.after is None else _snapshot(f, args.after)
-    data = _formatted(graph, args.format, f, format_graph)
+    data = _formatted(graph, args, format_graph)
     if args.output:
         _write(args.output, data)
     else:
@@ -171,9 +172,10 @@ def _snapshot(f, name):
     return snapshots[name]
 
 
-def _formatted(graph, format, f, format_graph):
+def _formatted(graph, args, format_graph):
+    format = args.format
     if format == "text":
-        return format_graph(graph).encode()
+        return format_graph(graph, dense=args.dense).encode()
     if format == "json":
         import json
         from .serialize import graph_to_json

@@ -1,4 +1,6 @@
 """The text IR: compact SSA, one node per line, forward and backward parts marked."""
+import re
+
 from .ops import OPS
 from .types import Dim, resolve
 
@@ -16,7 +18,19 @@ def dim_names(graph):
     return names
 
 
-def format_graph(graph, show_loc=True):
+def format_graph(graph, show_loc=True, dense=False):
+    """The text IR; dense: nodes renumbered %0, %1, ... in order of appearance, so dumps of graphs
+    that differ only in the ids passes left behind compare equal line by line."""
+    text = _format(graph, show_loc)
+    return renumbered(text) if dense else text
+
+
+def renumbered(text):
+    numbers = {}
+    return re.sub(r"%(\d+)", lambda m: f"%{numbers.setdefault(m.group(1), len(numbers))}", text)
+
+
+def _format(graph, show_loc):
     names = dim_names(graph)
 
     def dim_text(value):

@@ -21,13 +21,18 @@ class CompiledFunction:
         """The final graphc Graph (IR object)."""
         return self._graph
 
-    def dump(self, after=None, show_loc=True):
-        """Text IR of the compiled graph, or of the graph after the pass named `after`."""
-        if after is None:
-            return format_graph(self._graph, show_loc)
-        if after not in self._pipeline.snapshots:
+    def dump(self, after=None, show_loc=True, dense=False, format="text"):
+        """The compiled graph, or the graph after the pass named `after`: text IR (dense: nodes
+        renumbered in order of appearance), or format "dot" (Graphviz text), "svg" or "png" (bytes;
+        graphc/dot.py)."""
+        if after is not None and after not in self._pipeline.snapshots:
             raise KeyError(f"no pass named {after!r} ran; passes: {', '.join(self._pipeline.snapshots)}")
-        return format_graph(self._pipeline.snapshots[after], show_loc)
+        graph = self._graph if after is None else self._pipeline.snapshots[after]
+        if format == "text":
+            return format_graph(graph, show_loc, dense)
+        from graphc.dot import render, to_dot
+        text = to_dot(graph, show_loc)
+        return text if format == "dot" else render(text, format)
 
     def dump_all(self, only_changed=False, folder=None):
         """The IR after every pass, in order (only after passes that changed it; also written into `folder`)."""

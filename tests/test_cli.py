@@ -41,6 +41,14 @@ def test_dump_text_after_a_pass_and_json(tmp_path):
     assert data["schema"] == "graphc-graph" and any(n["op"] == "softmax_cross_entropy" for n in data["nodes"])
 
 
+def test_a_dense_dump_numbers_nodes_in_order_of_appearance():
+    import re
+    numbers = [int(n) for n in re.findall(r"%(\d+)", graphc("dump", LINEAR, "--dense").stdout)]
+    assert sorted(set(numbers)) == list(range(len(set(numbers))))
+    first = list(dict.fromkeys(numbers))
+    assert first == sorted(first)
+
+
 def test_dump_all_passes_writes_one_file_per_pass(tmp_path):
     from graphc import passes
     listed = graphc("dump", LINEAR, "--all-passes", "-o", str(tmp_path)).stdout.split()

@@ -182,3 +182,26 @@ def test_a_pickle_runs_in_another_process_with_its_shared_values(trained, tmp_pa
     value, status = out.stdout.split()
     assert float(value) == float(expected)
     assert status == "hit"  # this machine's cache had the kernel
+
+
+EXAMPLE_MODELS = [("spiral", "linear_model"), ("spiral", "two_layer_model"), ("digits", "svm_model"),
+                  ("digits", "mlp_model")]
+
+
+@pytest.mark.parametrize("example, model", EXAMPLE_MODELS)
+def test_every_example_model_round_trips(example, model):
+    """Compiled, saved as JSON, loaded and compiled again: the same kernel, the same step."""
+    from test_examples_training import load
+    declaration = getattr(load(example), model)()
+    f = gc.compile(declaration["inputs"], declaration["outputs"], updates=declaration["updates"],
+                   name=declaration.get("name", model))
+    g = gc.loads(f.to_json())
+    assert g.cache_info()["key"] == f.cache_info()["key"]
+    rng = np.random.default_rng(0)
+    features = declaration["inputs"][0].shape[1]
+    X, y = rng.standard_normal((7, features)).astype(np.float32), rng.integers(0, 3, 7)
+    for a, b in zip(f(X, y), g(X, y)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(f.shared["read"], g.shared["read"]):
+        assert a.name == b.name
+        np.testing.assert_array_equal(a.get_value(), b.get_value())
