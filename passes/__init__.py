@@ -11,6 +11,7 @@ from .cse import canonicalize, cse
 from .dce import dce
 from .fold import fold
 from .fuse import fuse_elementwise
+from .inline_gates import inline_gates
 from .join_reduction import join_reduction
 from .manager import Pass, PipelineResult, run_pipeline
 from .memory import plan_memory
@@ -24,6 +25,7 @@ PIPELINE = [
     Pass("simplify", simplify, "algebraic identities: x*1, x+0, neg(neg x), transpose/reshape chains, ..."),
     Pass("stabilize", stabilize, "naive exp/log formulas -> sigmoid, softplus, softmax, logsumexp, the cross-entropy gate"),
     Pass("autodiff", autodiff, "expand gc.grad nodes into the reverse graph"),
+    Pass("inline_gates", inline_gates, "each gc.gate node -> its body's ops (autodiff has used its gradient rule)"),
     Pass("dce", dce, "remove nodes no output depends on"),
     Pass("cse", cse, "merge nodes computing the same thing"),
     Pass("simplify_backward", simplify, "the algebraic identities again, now over the backward graph"),
@@ -43,4 +45,4 @@ def names():
 
 
 __all__ = ["PIPELINE", "Pass", "PipelineResult", "run_pipeline", "names", "autodiff", "canonicalize", "cse", "dce",
-           "fold", "fuse_elementwise", "join_reduction", "plan_memory", "schedule", "share_loops", "simplify", "stabilize"]
+           "fold", "fuse_elementwise", "inline_gates", "join_reduction", "plan_memory", "schedule", "share_loops", "simplify", "stabilize"]

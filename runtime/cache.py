@@ -186,6 +186,10 @@ def canonical_text(graph):
     from graphc.printer import format_graph
     parts = [format_graph(graph, show_loc=True)]
     for node in graph.order():
+        if graph.op(node) == "gate":  # its dump names it only: the body and rules are part of the key
+            from graphc.serialize import _Writer
+            parts.append(f"%{node} {json.dumps(_Writer().value(graph.attrs(node)['body']), sort_keys=True)} "
+                         f"{json.dumps(_Writer().value(graph.attrs(node)['grads']), sort_keys=True)}")
         value = graph.attrs(node).get("value") if graph.op(node) == "constant" else None
         if isinstance(value, np.ndarray):
             parts.append(f"%{node} {value.dtype} {value.shape} {hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()}")

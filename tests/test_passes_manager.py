@@ -10,7 +10,7 @@ from graphc.passes import Pass, run_pipeline
 
 
 def test_pipeline_is_listed_in_order_with_descriptions():
-    assert passes.names() == ["canonicalize", "simplify", "stabilize", "autodiff", "dce", "cse", "simplify_backward",
+    assert passes.names() == ["canonicalize", "simplify", "stabilize", "autodiff", "inline_gates", "dce", "cse", "simplify_backward",
                               "fold", "cse_again", "fuse_elementwise", "share_loops", "join_reduction",
                               "plan_memory", "schedule"]
     for p in passes.PIPELINE:
