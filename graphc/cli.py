@@ -262,22 +262,23 @@ def _timed_process(command, env):
     return float(out.stdout.split()[-1])
 
 
-def _compile_time(args):
+def _ready(args):
+    """(the declaration, its compiled function, seconds to load, compile and call it once)."""
     start = time.perf_counter()
     declaration = load_declaration(args.model)
     f = declaration.compile()
     f(*random_inputs(declaration, args.size, args.int_high, args.seed))
-    print(time.perf_counter() - start)
+    return declaration, f, time.perf_counter() - start
+
+
+def _compile_time(args):
+    print(_ready(args)[2])
     return 0
 
 
 def _build(args):
     from graphc.runtime import aot
-    start = time.perf_counter()
-    declaration = load_declaration(args.model)
-    f = declaration.compile()
-    f(*random_inputs(declaration, args.size, args.int_high, args.seed))
-    elapsed = time.perf_counter() - start
+    declaration, f, elapsed = _ready(args)
     info = f.cache_info()
     print(f"{declaration.name}: {info['status']} ({info['reason']}) in {elapsed:.2f} s")
     print(f"  kernel: {info['kernel']}, library kernels: {info['library_kernels']} "

@@ -1,6 +1,4 @@
 """The bundled data sets, and the spiral and digits examples: their models compile and learn, main() writes its files."""
-import importlib.util
-import os
 import shutil
 
 import numpy as np
@@ -9,14 +7,7 @@ import pytest
 import graphc as gc
 from graphc.data import load_digits, spiral
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from test_examples import load
 
 
 def test_load_digits():
