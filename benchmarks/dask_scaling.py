@@ -79,7 +79,8 @@ def on_cluster(workers, X, y, epochs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5, help="measured epochs per configuration (default %(default)s)")
-    parser.add_argument("--rows", type=int, default=4 * BATCH, help="dataset rows (default %(default)s: 4 steps an epoch)")
+    parser.add_argument("--rows", type=int, default=4 * BATCH,
+                        help="dataset rows (default %(default)s: 4 steps an epoch)")
     args = parser.parse_args(argv)
     os.environ.setdefault("GRAPHC_AOT", "0")  # no background builds from exiting workers between the runs
     X, y = dataset(args.rows)
@@ -90,7 +91,8 @@ def main(argv=None):
     results = {n: on_cluster(n, X, y, args.epochs) for n in (1, 2)}
     print("\nworkers | step (median) | rows/s | worker task | update | communication and scheduling")
     for n, (seconds, cost) in results.items():
-        print(f"{n:>7} | {seconds * 1e3:>10.1f} ms | {BATCH / seconds:>6,.0f} | {cost['worker_seconds'] * 1e3:>8.1f} ms | "
+        print(f"{n:>7} | {seconds * 1e3:>10.1f} ms | {BATCH / seconds:>6,.0f} | "
+              f"{cost['worker_seconds'] * 1e3:>8.1f} ms | "
               f"{cost['update_seconds'] * 1e3:>4.1f} ms | {cost['communication_share']:.0%}")
     speedup = results[1][0] / results[2][0]
     print(f"\nspeedup 1 -> 2 workers: {speedup:.2f}x (target 1.6x); 1 worker against the in-process step: "

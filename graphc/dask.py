@@ -4,8 +4,8 @@ deaths); graphc sends its saved graphs and arrays. The core package never import
 
 - map_batches(f, *args, combine=None, **kwargs): f over the chunks of dask arrays, as dask arrays.
 - DataParallel(loss, inputs, optimizer, **rates): each worker computes (loss, gradients) on its
-  shard, the shards' results are summed by a tree of tasks, and the client applies one optimizer
-  update (gc.optim's formulas) and broadcasts the new parameters.
+  shard, the shards' results are summed by a tree (tasks on the workers, its root on the client),
+  and the client applies one optimizer update (gc.optim's formulas) and broadcasts the parameters.
 - prepare(client, f), configure_workers(client, cache_dir=...), worker_cache_info(client).
 
 What travels: a graph as its saved JSON (f.to_json()), which a worker compiles or loads from its
@@ -53,12 +53,6 @@ class SavedGraph:
 
     def __dask_tokenize__(self):
         return ("graphc-graph", self.digest)
-
-    def __getstate__(self):
-        return self.text, self.name, self.digest
-
-    def __setstate__(self, state):
-        self.text, self.name, self.digest = state
 
 
 _LOADED = collections.OrderedDict()  # digest -> [compiled function, times used], in this process
@@ -440,15 +434,17 @@ class DataParallel:
     parameters) on a Dask cluster.
 
     optimizer: a gc.optim function (gc.optim.sgd, adam, adamw, rmsprop), given its rates as keyword
-    arguments (numbers). name: the graphs' names ("<name>_gradients", "<name>_update"). params: the gc.shared values to train (default gc.parameters(loss)); they
-    are the user's own tensors, updated in place on the client, so other functions reading them see
-    the training. client: a distributed.Client (default: the current one).
+    arguments (numbers). name: the graphs' names ("<name>_gradients", "<name>_update"). params: the
+    gc.shared values to train (default gc.parameters(loss)), the user's own tensors, updated in place
+    on the client, so other functions reading them see the training. client: a distributed.Client
+    (default: the current one).
 
     Each step: the parameters (and the other shared values the loss reads) are broadcast to the
     workers (client.scatter(broadcast=True)); each worker computes (loss, gradients) on its shard
     with a function compiled once per worker from the gradient graph, whose parameters are inputs,
-    and scales them by its share of the rows (a mean loss; 1 for a sum); a tree of tasks sums the
-    shards' results; the client applies the optimizer's update once, with gc.optim's formulas
+    and scales them by its share of the rows (a mean loss; 1 for a sum); the shards' results are
+    summed by a tree (tasks adding FAN_IN at a time on the workers, the last FAN_IN or fewer on the
+    client); the client applies the optimizer's update once, with gc.optim's formulas
     compiled into one function over shared state that stays on the client (moments, step count).
     So a step equals the single-process step on the concatenated batch within float rounding. The
     inputs' first axis is the batch (a call-time size); `reduction` ("mean" or "sum") is how the loss
@@ -698,8 +694,9 @@ class DataParallel:
             lines.append(f"  batch of {batch_size}: {_mb(c['batch_bytes'])} of data with step(), "
                          f"{_mb(c['index_bytes'])} of row indices with fit()")
         if "step_seconds" in c:
-            lines.append(f"  measured (median of the last steps): step {c['step_seconds'] * 1e3:.1f} ms, slowest worker "
-                         f"task {c['worker_seconds'] * 1e3:.1f} ms, update {c['update_seconds'] * 1e3:.1f} ms, "
+            lines.append(f"  measured (median of the last steps): step {c['step_seconds'] * 1e3:.1f} ms, "
+                         f"slowest worker task {c['worker_seconds'] * 1e3:.1f} ms, "
+                         f"update {c['update_seconds'] * 1e3:.1f} ms, "
                          f"communication and scheduling {c['communication_share']:.0%}")
         print("\n".join(lines), file=file)
         return c

@@ -155,7 +155,8 @@ def test_each_worker_compiles_each_kernel_once(client, evaluation):
         assert report["counts"] == before[worker]["counts"]  # nothing compiled or loaded again
         digests = [f["digest"] for f in report["functions"]]
         assert len(digests) == len(set(digests))
-        loads = sum(report["counts"].get(k, 0) for k in ("numba compiles", "numba cache loads", "ahead-of-time imports"))
+        kernels = ("numba compiles", "numba cache loads", "ahead-of-time imports")
+        loads = sum(report["counts"].get(k, 0) for k in kernels)
         assert loads == len(digests)  # one kernel compiled or loaded per function held, no more
         uses = {f["name"]: f["uses"] for f in report["functions"]}
         assert uses[f"{trainer.name}_gradients"] > {f["name"]: f["uses"] for f in before[worker]["functions"]}[
