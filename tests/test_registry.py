@@ -6,7 +6,9 @@ otherwise. Exempt, and why:
 - source ops (input, constant) have no operands, so nothing to infer (they are typed when declared)
   and nothing to differentiate through; an input's value comes from the caller, so it has no reference;
 - `grad` is a pseudo-op: a symbolic gradient the autodiff pass expands before the interpreter or the
-  code generator ever see it, so it has no reference, no code and no gradient rule of its own.
+  code generator ever see it, so it has no reference, no code and no gradient rule of its own;
+- `gate` (gc.gate) is replaced by its body's ops (the inline_gates pass) before code generation, so
+  it has no code of its own; tests/test_gate.py exercises it.
 """
 import pytest
 
@@ -17,7 +19,7 @@ from graphc.ops.reduce import REDUCERS
 import graphc as gc
 
 SOURCES = {name for name, op in OPS.items() if op.kind == "source"}
-PSEUDO = {"grad"}
+PSEUDO = {"grad", "gate"}
 KINDS = {"elementwise", "reduce", "source", "other"}
 
 
