@@ -81,6 +81,28 @@ def loop_groups(graph, order=None):
     return {tag: tuple(nodes) for tag, nodes in groups.items()}
 
 
+def joint_groups(graph, nodes):
+    """{node: its group, in the order of `nodes`} for nodes that are results of one computation: an
+    `output` attribute says which (a scan's final carry and stacked ys; a fused loop's stored steps),
+    and op, operands and every other attribute are the same. One loop computes a group, and autodiff
+    calls its op's vjp once for it."""
+    groups = {}
+    for node in nodes:
+        attrs = graph.attrs(node)
+        if "output" in attrs:
+            others = tuple(sorted((k, v) for k, v in attrs.items() if k != "output"))
+            groups.setdefault((graph.op(node), graph.args(node), others), []).append(node)
+    return {node: tuple(group) for group in groups.values() for node in group}
+
+
+def tag_joint_groups(graph):
+    """Give each untagged group of joint_groups a "loop" tag (its first node), so one loop computes it."""
+    for group in set(joint_groups(graph, graph.order()).values()):
+        if len(group) > 1 and all(graph[n].get("loop") is None for n in group):
+            for node in group:
+                graph[node]["loop"] = group[0]
+
+
 def build_schedule(graph):
     """The steps for every live node of a final graph, in its order (a fused group at its first member)."""
     steps, placed, order = [], set(), graph.order()

@@ -14,7 +14,9 @@ Schema (version 1):
    "schedule": [["kernel" | "inline", [node, ...], why], ...] or null}           # optional
 Values: JSON numbers, strings, booleans and null stand for themselves, JSON arrays for tuples; other
 values are one-key objects: {"dim": k}, {"type": [dtype, sizes]}, {"body": [steps]},
-{"array": base64, "dtype", "shape"}, {"float": "inf" | "-inf" | "nan"}.
+{"array": base64, "dtype", "shape"}, {"float": "inf" | "-inf" | "nan"},
+{"step_function": {"carries", "xs", "graph": {"name", "inputs", "outputs", "nodes", "edges"}}} (a scan's step,
+its sizes in the same "dims").
 Dims keep their identity (one object per index) and their union-find state, so sizes that were
 unified stay unified. A MemoryPlan is written without its graph: on load it names the sizes of the
 graph it belongs to (the planner's input differs from it only by the reuse tags).
@@ -33,6 +35,7 @@ from .memory_plan import MemoryPlan
 from .schedule import Inline, Launch, Schedule
 from .ops import OPS
 from .ops.fused import Body, Step
+from .ops.scan import StepFunction
 from .types import DTYPES, Dim, TensorType, transaction
 
 SCHEMA, VERSION = "graphc-graph", 1
@@ -132,6 +135,11 @@ class _Writer:
             return {"type": self.type(value)}
         if isinstance(value, Body):
             return {"body": [self.step(s) for s in value.steps]}
+        if isinstance(value, StepFunction):
+            graph = value.graph
+            return {"step_function": {"carries": value.carries, "xs": value.xs, "graph": {
+                "name": graph.name, "inputs": list(graph.inputs), "outputs": list(graph.outputs),
+                "nodes": [self.node(n, d) for n, d in graph.g.nodes(data=True)], "edges": [list(e) for e in graph.g.edges]}}}
         if isinstance(value, np.ndarray) and value.dtype.name in DTYPES:
             data = base64.b64encode(np.ascontiguousarray(value).tobytes()).decode("ascii")
             return {"array": data, "dtype": value.dtype.name, "shape": list(value.shape)}
@@ -163,10 +171,7 @@ def _read(data):
     graph = Graph(_text(data["name"]))
     for fields in data["nodes"]:
         reader.node(graph, fields)
-    for u, v in data["edges"]:
-        if u not in graph.g or v not in graph.g:
-            _fail(f"edge {u} -> {v} between missing nodes")
-        graph.g.add_edge(u, v)
+    _edges(graph, data["edges"])
     graph.inputs = [_int(n) for n in data["inputs"]]
     graph.outputs = [_int(n) for n in data["outputs"]]
     graph.updates = [(_int(i), _int(v)) for i, v in data["updates"]]
@@ -255,6 +260,8 @@ class _Reader:
             return self.type(value["type"])
         if "body" in value:
             return Body(tuple(self.step(s) for s in value["body"]))
+        if "step_function" in value:
+            return self.step_function(value["step_function"])
         if "float" in value:
             if value["float"] not in ("inf", "-inf", "nan"):
                 _fail(f"unknown float {value['float']!r}")
@@ -263,6 +270,22 @@ class _Reader:
             return _array(value)
         raise SerializeError(f"unknown value {value!r:.80}")
 
+    def step_function(self, data):
+        if set(data) != {"carries", "xs", "graph"} or set(data["graph"]) != {"name", "inputs", "outputs", "nodes", "edges"}:
+            _fail("a scan step needs carries, xs and a graph of name, inputs, outputs, nodes, edges")
+        fields, graph = data["graph"], Graph(_text(data["graph"]["name"]))
+        for node in fields["nodes"]:
+            self.node(graph, node)
+        _edges(graph, fields["edges"])
+        graph.inputs, graph.outputs = [_int(n) for n in fields["inputs"]], [_int(n) for n in fields["outputs"]]
+        graph._ids = itertools.count(max(graph.g.nodes, default=-1) + 1)
+        carries, xs = _int(data["carries"]), _int(data["xs"])
+        if not (0 <= carries <= len(graph.outputs) and xs >= 1 and carries + xs <= len(graph.inputs)
+                and all(graph.op(n) == "input" for n in graph.inputs if n in graph.g)):
+            _fail("a scan step's carries, xs, inputs and outputs disagree")
+        _check(graph)
+        return StepFunction(graph, carries, xs)
+
     def step(self, data):
         if set(data) - {"where"} != {"op", "args", "attrs", "type"}:
             _fail("a fused step needs op, args, attrs, type (and where)")
@@ -270,6 +293,13 @@ class _Reader:
             _fail(f"unknown op {data['op']!r} in a fused body")
         return Step(data["op"], self.value(data["args"]), self.value(data["attrs"]), self.type(data["type"]),
                     _optional_text(data.get("where")))
+
+
+def _edges(graph, edges):
+    for u, v in edges:
+        if u not in graph.g or v not in graph.g:
+            _fail(f"edge {u} -> {v} between missing nodes")
+        graph.g.add_edge(u, v)
 
 
 def _array(value):

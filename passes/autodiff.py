@@ -1,9 +1,15 @@
-"""Reverse-mode autodiff as a graph pass: each gc.grad node becomes the reverse graph it stands for."""
+"""Reverse-mode autodiff as a graph pass: each gc.grad node becomes the reverse graph it stands for.
+
+Results of one computation (graphc/schedule.py joint_groups: a scan's final carry and stacked ys)
+are differentiated together: their op's vjp is called once, as vjp(gs, outs, *inputs, **attrs) with
+gs {output: upstream gradient} for the results that have one and outs {output: result}, after every
+reader of every result."""
 import networkx as nx
 
 from graphc import functions as F
 from graphc.errors import GradientError, GraphcError
 from graphc.ops import OPS
+from graphc.schedule import joint_groups
 from graphc.tensor import constant
 from graphc.types import is_float, same_shape
 
@@ -26,11 +32,15 @@ def _expand(graph, y, grad_nodes):
     relevant = (nx.ancestors(graph.g, y) | {y}) & set().union(*(nx.descendants(graph.g, w) | {w} for w in wrts))
     upstream = {y: [ref(graph, _lower(graph, y, constant(1.0, graph.type(y).dtype)))]}
     totals = {}
-    for node in reversed([n for n in graph.order() if n in relevant]):
-        if node not in upstream:
-            continue
-        totals[node] = total = _lower(graph, node, _sum(upstream.pop(node)))
-        for arg, local in zip(graph.args(node), _local_grads(graph, node, total)):
+    order = [n for n in graph.order() if n in relevant]
+    joint = joint_groups(graph, order)
+    for node in reversed(order):
+        if node in upstream:
+            totals[node] = _lower(graph, node, _sum(upstream.pop(node)))
+        group = joint.get(node, (node,))
+        if node != group[0] or not any(m in totals for m in group):
+            continue  # a group's vjp runs at its first result, once every reader of each is done
+        for arg, local in zip(graph.args(node), _local_grads(graph, group, totals)):
             if local is not None and arg in relevant and is_float(graph.type(arg).dtype):
                 local = _lower(graph, node, _fit(local, graph.type(arg)))
                 upstream.setdefault(arg, []).append(ref(graph, local))
@@ -44,17 +54,25 @@ def _expand(graph, y, grad_nodes):
         graph.remove(grad_node)
 
 
-def _local_grads(graph, node, upstream_node):
-    """The op's vjp rule applied to refs of this node's operands; Tensors not yet lowered."""
+def _local_grads(graph, group, totals):
+    """The op's vjp rule applied to refs of the group's operands (one node, or the results of one
+    computation); Tensors not yet lowered."""
+    node = group[0]
     data = graph[node]
     opdef = OPS[data["op"]]
-    if opdef.kind == "source" or not opdef.differentiable or not is_float(data["type"].dtype):
+    differentiated = [m for m in group if m in totals and is_float(graph.type(m).dtype)]
+    if opdef.kind == "source" or not opdef.differentiable or not differentiated:
         return ()
     if opdef.vjp is None:
         raise GradientError(f"{data['op']} has no gradient rule (at {data['loc']})")
     args = [ref(graph, a) for a in data["args"]]
     try:
-        return opdef.vjp(ref(graph, upstream_node), ref(graph, node), *args, **data["attrs"])
+        if "output" not in data["attrs"]:
+            return opdef.vjp(ref(graph, totals[node]), ref(graph, node), *args, **data["attrs"])
+        gs = {graph.attrs(m)["output"]: ref(graph, totals[m]) for m in differentiated}
+        outs = {graph.attrs(m)["output"]: ref(graph, m) for m in group}
+        attrs = {k: v for k, v in data["attrs"].items() if k != "output"}
+        return opdef.vjp(gs, outs, *args, **attrs)
     except GraphcError as error:  # name the forward node whose gradient failed, at the user's line
         raise type(error)(f"the gradient of {data['op']} at {data['loc']}: {error}") from None
 

@@ -7,12 +7,16 @@ with the IR line and the user's location. Locals are named from node numbers, ne
 strings; in a library kernel operands and sizes are positional parameters (a0, a1, ...)
 and the nodes it stores r0, r1, ..., so identical loop nests render to identical text. Sizes are
 read from the arguments at run time, so a `None` size never recompiles; constants are literals or
-arguments, never module globals (Numba's cache needs that).
+arguments, never module globals (Numba's cache needs that). Code may call helper functions, each a
+final graph rendered as one serial function before it in its module (Context.function: a scan's step).
 """
+
+import hashlib
 
 import networkx as nx
 import numpy as np
 
+from graphc.errors import GraphcError
 from graphc.ops import OPS
 from graphc.ops.fused import yields_reduction
 from graphc.ops.reduce import REDUCERS
@@ -43,6 +47,7 @@ class Context:
         self.parallel = False  # a loop written here runs on threads (prange)
         self.groups = loop_groups(graph)  # tag -> the nodes its loop stores
         self.python = False    # writing a plain Python driver (NumPy helpers, no loops of its own)
+        self.functions = {}    # name -> text: helper functions the code calls, written before it (Context.function)
         self.check_finite = bool(graph.options.get("check_finite"))
         # serial under check_finite too: its per-step flags are plain accumulators, not prange reductions
         self.may_use_prange = not self.check_finite and not any(OPS[graph.op(n)].threaded for n in graph.g)
@@ -158,6 +163,17 @@ class Context:
                 f"%{operand} axis {k} ({s}) is read over a loop of size {space_shape[lead + k]}"
         return f"{self.var(operand)}[{', '.join(idx)}]"
 
+    def function(self, graph):
+        """The name of a helper function computing the final `graph` (a loop's step, say), written into
+        this module before the code calling it: one serial njit function of the graph's inputs (rank 0
+        as scalars) returning a tuple of its outputs. Named by its text's digest, so equal steps are
+        one function and a kernel's text stays the same in every graph."""
+        nested, text = _render(graph, HELPER, "helper")
+        name = "_f" + hashlib.sha256(text.encode()).hexdigest()[:16]
+        self.functions.update(nested)
+        self.functions.setdefault(name, text.replace(f"def {HELPER}(", f"def {name}(", 1))
+        return name
+
     def fused(self, node, steps):
         """Kernel lines computing a fused body (see fused_lines); a group's loop computes, and stores,
         every node of its "loop" tag at once."""
@@ -180,6 +196,7 @@ class KernelContext(Context):
         self.local = {n: f"r{k}" for k, n in enumerate(stored)}
         self.params = []  # ("node", node) or ("size", size), in parameter order
         self.size_vars, self.parallel = {}, False  # its own: every size is a parameter
+        self.functions = {}
 
     def var(self, node):
         if node not in self.local:
@@ -339,6 +356,7 @@ def library_text(ctx, step):
     params = ", ".join(f"a{k}" for k in range(len(kctx.params)))
     results = ", ".join(kctx.local[n] for n in step.nodes)
     text = "\n".join([f"def kernel({params}):"] + ["    " + line for line in lines] + [f"    return {results}"])
+    text = "\n\n\n".join([*kctx.functions.values(), text])
     layouts = tuple((ctx.type(p).dtype, ctx.type(p).ndim, ctx.layout(p)) for kind, p in kctx.params if kind == "node")
     return text, kctx, layouts
 
@@ -398,9 +416,17 @@ def generate(graph, name="kernel"):
     return kernel if graph.options.get("check_finite") else _render(graph, name, "python driver")[0]
 
 
+HELPER = "_helper"  # a helper function's name while it is written (Context.function names it by digest)
+HELPER_DECORATOR = '@njit(error_model="numpy", nogil=True)'  # as the kernels are compiled (library.py)
+
+
 def _render(graph, name, mode):
+    """The module of `mode` ("njit driver", "one function", "python driver"), or for "helper" (a
+    step Context.function calls: serial, no comments, no input checks) its helper functions and its text."""
     ctx = Context(graph)
     ctx.python = mode == "python driver"
+    helper = mode == "helper"
+    ctx.may_use_prange = ctx.may_use_prange and not helper  # called in a kernel's own loop
     updated = {target for target, _ in graph.updates}
     live = set(graph.inputs)
     for root in graph.roots():
@@ -408,6 +434,8 @@ def _render(graph, name, mode):
     constants = [n for n in graph.order() if n in live and graph.op(n) == "constant"
                  and isinstance(graph.attrs(n)["value"], np.ndarray)]
     arg_nodes = list(graph.inputs) + constants
+    if helper and constants:
+        raise GraphcError(f"internal error: the step {graph.name} holds array constants; a helper function takes none")
     params = [f"a{k}" for k in range(len(arg_nodes))]
     scalar_args = {k for k, n in enumerate(graph.inputs) if graph.type(n).ndim == 0 and n not in updated}
 
@@ -425,7 +453,7 @@ def _render(graph, name, mode):
     for k, node in enumerate(arg_nodes):
         read = f"a{k}[()]" if graph.type(node).ndim == 0 and k not in scalar_args else f"a{k}"
         body.append(f"v{node} = {read}")
-    if ctx.check_finite:
+    if ctx.check_finite and not helper:  # a helper's operands were checked where they were computed
         body += input_finite_lines(ctx, graph)
     from graphc.printer import _comment, _node_text  # one line of IR per node, as the dump shows it
     schedule = getattr(graph, "schedule", None) or build_schedule(graph)
@@ -438,34 +466,41 @@ def _render(graph, name, mode):
             step = Launch(step.nodes)  # scalar arithmetic and tiny loops are kernels too: Python has no loops of ours
         text = _node_text(graph, node, ctx.names, lambda v: ctx.size(v) if isinstance(v, Dim) else str(v)).strip()
         where = _comment(graph, node)
-        body.append(comment(text + (f"  ({where})" if where else "")))
-        if isinstance(step, Launch) and mode != "one function":
+        if not helper:  # a helper's text is the same for a step written on any line
+            body.append(comment(text + (f"  ({where})" if where else "")))
+        if isinstance(step, Launch) and mode not in ("one function", "helper"):
             body.extend(launch_lines(ctx, step, kernels, calls, signatures))
         else:
             opdef = OPS[graph.op(node)]
             body.extend(opdef.emit(ctx, node) if opdef.emit else single_step_lines(ctx, node))
             if ctx.check_finite:
                 body.extend(finite_check_lines(ctx, node))
-        body.extend(f"# %{other} was stored by the same loop" for other in step.nodes[1:])
+        if not helper:
+            body.extend(f"# %{other} was stored by the same loop" for other in step.nodes[1:])
     planned = {n for n in live if "reuses" in graph[n]}
     assert ctx.reused == planned, f"the memory plan's reuse of {sorted(planned - ctx.reused)} was not honoured"
     results = []
-    for out in graph.outputs:
-        aliased = _may_alias_caller(graph.op(out)) and graph.type(out).ndim > 0
-        results.append(f"v{out}.copy()" if aliased else f"v{out}")
+    for k, out in enumerate(graph.outputs):
+        # a helper's results are carried into its next call: none may be another's array either
+        aliased = _may_alias_caller(graph.op(out)) or (helper and out in graph.outputs[:k])
+        results.append(f"v{out}.copy()" if aliased and graph.type(out).ndim > 0 else f"v{out}")
     if graph.updates:
         body.append(f"results = ({', '.join(results)}{',' if results else ''})")
         body += update_lines(ctx, graph, arg_nodes)
         body.append("return results")
     else:
         body.append(f"return ({', '.join(results)}{',' if results else ''})")
+    if helper:
+        lines = [HELPER_DECORATOR, f"def {name}({', '.join(params)}):"] + ["    " + line for line in ctx.size_lines + body]
+        return ctx.functions, "\n".join(lines)
     if (OVERLAP_KERNEL, False) in kernels:
         signatures[(kernels[OVERLAP_KERNEL, False], (("array", "int64", 2, "C"), ("int64",)))] = None
     kernel_list = [library.LibraryKernel.of(library.module_source(text), parallel) for text, parallel in kernels]
     prelude = PYTHON_PRELUDE if ctx.python else PRELUDE
     lines = [prelude + "from graphc.runtime.library import kernel as _library_kernel", ""]
     lines += [f"_k{j} = _library_kernel({k.key!r})" for j, k in enumerate(kernel_list)]
-    lines += ["", "", f"def {name}({', '.join(params)}):"]
+    assert not (ctx.python and ctx.functions), "a Python driver calls no helper function (a loop is a kernel)"
+    lines += ["", "", *[f + "\n\n" for f in ctx.functions.values()], f"def {name}({', '.join(params)}):"]
     lines += ["    " + line for line in ctx.size_lines + body]
     return Kernel("\n".join(lines) + "\n", name, arg_nodes, scalar_args, kernel_list,
                   parallel=ctx.parallel or any(k.parallel for k in kernel_list),

@@ -20,7 +20,7 @@ from . import cache
 # what every kernel module imports (a driver compiled by Numba too): the helpers they call
 PRELUDE = """\
 import numpy as np
-from numba import prange
+from numba import njit, prange
 from graphc.runtime.scalar_math import exp, log, tanh, sqrt, log1p, expm1, accumulate, parallel_chunks
 from graphc.runtime.blas import matmul_into
 from graphc.runtime.arrays import empty, contiguous, address
