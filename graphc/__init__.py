@@ -3,11 +3,12 @@ __version__ = "0.1.0"
 
 from . import ops  # noqa: F401  (fills the op registry)
 from .errors import CallError, DTypeError, GradientError, GraphcError, PassError, RunError, ShapeError
-from .functions import (abs, add, broadcast_to, cast, clip, concatenate, divide, dot, equal, exp, getitem, grad,
-                        greater, greater_equal, less, less_equal, log, log_softmax, logsumexp, matmul, max,
-                        maximum, mean, minimum, multiply, negative, not_equal, one_hot, power, relu, reshape,
-                        scalar, sigmoid, sign, softmax, softplus, sqrt, subtract, sum, take_along_axis, tanh,
-                        tensor, transpose, where)
+from .functions import (abs, add, arccos, arcsin, arctan, argmax, argmin, argsort, broadcast_to, cast, ceil, clip,
+                        concatenate, cos, cosh, cumsum, divide, dot, equal, exp, expm1, floor, getitem, grad, greater,
+                        greater_equal, less, less_equal, log, log1p, log_softmax, logsumexp, matmul, max, maximum, mean,
+                        min, minimum, mod, multiply, negative, not_equal, one_hot, power, prod, reciprocal, relu,
+                        remainder, reshape, round, scalar, sigmoid, sign, sin, sinh, softmax, softplus, sort, sqrt, square,
+                        std, subtract, sum, take_along_axis, tan, tanh, tensor, transpose, var, where)
 from .tensor import Tensor, constant
 from .compiler import compile
 from .check import check_grad

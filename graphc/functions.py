@@ -60,6 +60,10 @@ def _float_unary(op):
 
 
 exp, log, sqrt, tanh, sigmoid, softplus = map(_float_unary, ["exp", "log", "sqrt", "tanh", "sigmoid", "softplus"])
+log1p, expm1, sin, cos, tan, arcsin, arccos, arctan, sinh, cosh = map(
+    _float_unary, ["log1p", "expm1", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh"])
+log1p.__doc__ = "log(1 + x) elementwise, accurate near 0 (log1p(1e-17) is 1e-17); a float result."
+expm1.__doc__ = "exp(x) - 1 elementwise, accurate near 0; a float result."
 relu, sign, negative = _unary("relu"), _unary("sign"), _unary("neg")
 relu.__doc__ = "max(x, 0) elementwise; its gradient at exactly 0 is 0."
 sign.__doc__ = "-1, 0 or 1 elementwise (NaN stays NaN); its gradient is 0."
@@ -68,6 +72,44 @@ sign.__doc__ = "-1, 0 or 1 elementwise (NaN stays NaN); its gradient is 0."
 def abs(x):
     """|x| elementwise; its gradient is sign(x), so 0 at 0."""
     return apply("abs", x)
+
+
+def floor(x):
+    """The largest integer <= x elementwise (integers stay as they are, as in NumPy 2); its gradient is 0."""
+    return apply("floor", x)
+
+
+def ceil(x):
+    """The smallest integer >= x elementwise (integers stay as they are); its gradient is 0."""
+    return apply("ceil", x)
+
+
+def round(x, decimals=0):
+    """x rounded to the nearest integer, halves to even (np.round with decimals=0, the only one graphc
+    takes); integers stay as they are; its gradient is 0."""
+    (x,) = _tensors("round", [x])
+    if not (_is_int(decimals) and decimals == 0):
+        _fail(ShapeError, "round", [x], f"decimals must be 0 (graphc rounds to integers only), got {decimals!r}")
+    return apply("round", x)
+
+
+def mod(a, b):
+    """np.mod: a - b * floor(a / b), the sign of b (x mod 0 is NaN for floats, 0 for ints); the gradient
+    is 1 for a and -floor(a / b) for b."""
+    return apply("mod", a, b)
+
+
+remainder = mod
+
+
+def square(x):
+    """x * x elementwise."""
+    return apply("square", x)
+
+
+def reciprocal(x):
+    """1 / x elementwise, for float tensors only (NumPy's integer reciprocal truncates)."""
+    return apply("reciprocal", x)
 
 
 def add(a, b): return apply("add", a, b)
@@ -180,6 +222,109 @@ def mean(x, axis=None, keepdims=False):
 def max(x, axis=None, keepdims=False):
     """The maximum; its gradient is split equally among tied maxima."""
     return _reduce("max", x, axis, keepdims)
+
+
+def min(x, axis=None, keepdims=False):
+    """The minimum; its gradient is split equally among tied minima."""
+    return _reduce("min", x, axis, keepdims)
+
+
+def prod(x, axis=None, keepdims=False):
+    """The product (bool and int32 multiply in int64, as in NumPy); its gradient is each element's product
+    of the others, exact with zeros (no division)."""
+    return _reduce("prod", x, axis, keepdims)
+
+
+def _arg_extreme(op, x, axis, keepdims):
+    """argmax/argmin: axis=None searches the flattened tensor (keepdims then gives all axes size 1)."""
+    (x,) = _tensors(op, [x])
+    keepdims = _flag(keepdims, op, "keepdims", [x])
+    if axis is not None:
+        return apply(op, x, axis=_one_axis(axis, x, op), keepdims=keepdims)
+    found = apply(op, reshape(x, (-1,)), axis=0, keepdims=False)
+    return reshape(found, (1,) * x.ndim) if keepdims else found
+
+
+def argmax(x, axis=None, keepdims=False):
+    """The index of the first maximum along `axis` (a NaN counts as the maximum), int64; no gradient."""
+    return _arg_extreme("argmax", x, axis, keepdims)
+
+
+def argmin(x, axis=None, keepdims=False):
+    """The index of the first minimum along `axis` (a NaN counts as the minimum), int64; no gradient."""
+    return _arg_extreme("argmin", x, axis, keepdims)
+
+
+def _flat_or_axis(op, x, axis):
+    """(x, axis) for ops along one axis: axis=None (or a rank-0 x) flattens x, as NumPy does."""
+    (x,) = _tensors(op, [x])
+    if axis is None or x.ndim == 0:
+        if axis is not None:
+            _one_axis(axis, x, op)  # a rank-0 tensor has no axis to name: the error says so
+        return reshape(x, (-1,)), 0
+    return x, _one_axis(axis, x, op)
+
+
+def cumsum(x, axis=None):
+    """Cumulative sums along `axis` (None: of the flattened tensor); bool and int32 add in int64. Its
+    gradient is the reversed cumulative sum of the upstream gradient."""
+    x, axis = _flat_or_axis("cumsum", x, axis)
+    return apply("cumsum", x, axis=axis, reverse=False)
+
+
+SORT_KINDS = (None, "stable", "mergesort", "quicksort", "heapsort")
+
+
+def _sort_axis(op, x, axis, kind):
+    """(x, axis) to sort along; every kind sorts stably (NumPy's kind="stable" order, which any kind may give)."""
+    if kind not in SORT_KINDS:
+        _fail(ShapeError, op, [x], f"kind must be one of {SORT_KINDS}, got {kind!r}")
+    return _flat_or_axis(op, x, axis)
+
+
+def argsort(x, axis=-1, kind=None):
+    """The indices that sort x along `axis` (None: flattened), int64: NumPy's kind="stable" order (ties
+    keep their order, NaNs go last), whatever `kind`; no gradient."""
+    x, axis = _sort_axis("argsort", x, axis, kind)
+    return apply("argsort", x, axis=axis)
+
+
+def sort(x, axis=-1, kind=None):
+    """x sorted along `axis` (None: flattened), NaNs last, as take_along_axis(x, argsort(x)): the gradient
+    goes back through the permutation to each element's position."""
+    x, axis = _sort_axis("sort", x, axis, kind)
+    return take_along_axis(x, apply("argsort", x, axis=axis), axis)
+
+
+def _spread(op, x, axis, ddof, keepdims):
+    """var/std's sum of squared deviations from the mean over the axes, and its divisor max(n - ddof, 0)."""
+    (x,) = _tensors(op, [x])
+    axes, keepdims = _axes(axis, x, op), _flag(keepdims, op, "keepdims", [x])
+    if not isinstance(ddof, numbers.Real) or isinstance(ddof, bool):
+        _fail(ShapeError, op, [x], f"ddof must be a number, got {type(ddof).__name__} {ddof!r}")
+    if x.dtype not in ("float32", "float64"):
+        x = cast(x, "float64")  # NumPy's var of integers and bools is float64
+    deviation = x - apply("mean", x, axes=axes, keepdims=True)
+    squares = apply("sum", deviation * deviation, axes=axes, keepdims=keepdims)
+    count = apply("size_of", x, axes=axes)
+    return squares, count if ddof == 0 else maximum(count - ddof, 0)
+
+
+def var(x, axis=None, ddof=0, keepdims=False):
+    """The variance: the sum of squared deviations from the mean over `axis`, divided by max(n - ddof, 0)
+    (NumPy's rule: inf or NaN when that is 0); ints and bools give float64. Its gradient comes from the
+    mean, the squares and the sum it is made of (they fuse into loops)."""
+    squares, divisor = _spread("var", x, axis, ddof, keepdims)
+    return squares / divisor
+
+
+def std(x, axis=None, ddof=0, keepdims=False):
+    """sqrt(var(x, axis, ddof)). Its gradient where the variance is exactly 0 (all elements equal) is 0,
+    not sqrt's infinite slope times a zero deviation (NaN): a subgradient, as abs has at 0."""
+    squares, divisor = _spread("std", x, axis, ddof, keepdims)
+    variance = squares / divisor
+    flat = variance == 0
+    return where(flat, 0, sqrt(where(flat, 1, variance)))  # the inner where keeps 1/sqrt(0) out of the gradient
 
 
 def logsumexp(x, axis=None, keepdims=False):

@@ -1,10 +1,13 @@
 """Tensor types: dtypes and shapes whose sizes are ints or `Dim`s known only at call time."""
 import itertools
+import numbers
+import operator
 import threading
 
 import numpy as np
 
-from .errors import DTypeError
+from .errors import DTypeError, GraphcError, ShapeError, describe
+from .loc import user_location
 
 FLOAT_DTYPES = ("float32", "float64")
 INT_DTYPES = ("int32", "int64")
@@ -59,6 +62,69 @@ class Dim:
 
     def __repr__(self):
         return f"Dim({self.origin})"
+
+    # Sizes in arithmetic: with ints, a size computed at call time, usable where a size is expected
+    # (gc.reshape(x, (x.shape[0] * 2, -1))); with floats, a number (a rank-0 tensor); a tensor operand
+    # gets NotImplemented, so the tensor's own operator takes the size as a number (gc.sum(x) / x.shape[0]).
+    def __add__(self, other): return size_arithmetic("+", self, other)
+    def __radd__(self, other): return size_arithmetic("+", other, self)
+    def __sub__(self, other): return size_arithmetic("-", self, other)
+    def __rsub__(self, other): return size_arithmetic("-", other, self)
+    def __mul__(self, other): return size_arithmetic("*", self, other)
+    def __rmul__(self, other): return size_arithmetic("*", other, self)
+    def __floordiv__(self, other): return size_arithmetic("//", self, other)
+    def __rfloordiv__(self, other): return size_arithmetic("//", other, self)
+    def __mod__(self, other): return size_arithmetic("%", self, other)
+    def __rmod__(self, other): return size_arithmetic("%", other, self)
+    def __truediv__(self, other): return size_arithmetic("/", self, other)  # a number, as int / int is
+    def __rtruediv__(self, other): return size_arithmetic("/", other, self)
+    __array_ufunc__ = None  # NumPy arrays defer to these methods (which refuse them) instead of looping over sizes
+
+
+_PYTHON = {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv, "%": operator.mod,
+           "/": operator.truediv}
+# origin of the size each operator derives; a product is the form reshape reads factors from (its
+# static multiplier is `factor`, see graphc/ops/movement.py)
+_DERIVED = {"+": "sum", "-": "difference", "*": "product", "//": "quotient", "%": "remainder"}
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def size_arithmetic(symbol, a, b):
+    """a <symbol> b where either is a call-time size: two ints give an int; a size and an int (or two
+    sizes) a derived Dim whose formula the kernel computes at call time; a float, or `/`, a rank-0 tensor
+    of the size (shape_of) computed with; a tensor NotImplemented (its operator takes over)."""
+    from .tensor import Tensor, size_tensor
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return NotImplemented
+    a, b = resolve(a), resolve(b)
+    if not all(isinstance(v, (Dim, numbers.Real)) and not isinstance(v, bool) for v in (a, b)):
+        raise GraphcError(describe(f"size arithmetic ({symbol})", [], user_location(),
+                                   f"a size takes ints, floats and tensors, not {_operand_text(a, b)}"))
+    if symbol == "/" or not all(isinstance(v, Dim) or _is_int(v) for v in (a, b)):
+        return _PYTHON[symbol](*[size_tensor(v) if isinstance(v, Dim) else v for v in (a, b)])
+    if not isinstance(a, Dim) and not isinstance(b, Dim):
+        return _PYTHON[symbol](int(a), int(b))
+    if symbol in ("//", "%") and _is_int(b) and b == 0:
+        raise ShapeError(describe(f"size arithmetic ({symbol})", [], user_location(), "division of a size by 0"))
+    same = {"+": 0, "-": 0, "*": 1, "//": 1}.get(symbol)  # the int that leaves a size as it is
+    if _is_int(b) and b == same:
+        return a
+    if _is_int(a) and a == same and symbol in ("+", "*"):
+        return b
+    if symbol == "*" and 0 in (a, b):
+        return 0
+    parts = [v for v in (a, b) if isinstance(v, Dim)]
+    texts = ["{%d}" % parts.index(v) if isinstance(v, Dim) else (f"({v})" if v < 0 else str(v)) for v in (a, b)]
+    factor = next((int(v) for v in (a, b) if _is_int(v)), 1) if symbol == "*" else 1
+    return Dim(_DERIVED[symbol], f"{texts[0]}{symbol}{texts[1]}", parts, factor=factor)
+
+
+def _operand_text(a, b):
+    other = b if isinstance(a, Dim) else a
+    return f"{type(other).__name__} {other!r:.40}"
 
 
 def resolve(size):

@@ -1,4 +1,4 @@
-"""Every op of issue 3, table-driven: compiled == NumPy interpreter (float32 and float64), the interpreter
+"""Every op (issues 3 and 12), table-driven: compiled == NumPy interpreter (float32 and float64), the interpreter
 == an independent NumPy expression, and gradients of a random projection sum(op(...) * R) == central
 differences in float64, element by element (shapes are tiny).
 
@@ -23,8 +23,8 @@ TOL = {"float64": dict(rtol=1e-9, atol=1e-11), "float32": dict(rtol=2e-5, atol=2
 
 @dataclass
 class Input:
-    """A declared input: kind f (normal floats), pos (in [0.5, 2]), away (|x| in [0.3, 2]), int (labels
-    in [0, high)), bool; or explicit `values`."""
+    """A declared input: kind f (normal floats), pos (in [0.5, 2]), away (|x| in [0.3, 2]), unit (in
+    [-0.9, 0.9]), int (labels in [0, high)), bool; or explicit `values`."""
     shape: tuple
     kind: str = "f"
     high: int = 0
@@ -33,7 +33,7 @@ class Input:
     def sample(self, rng, dtype):
         shape = tuple(N if s is None else s for s in self.shape)
         if self.values is not None:
-            return np.array(self.values, dtype=dtype if self.kind in ("f", "pos", "away") else self.values.dtype)
+            return np.array(self.values, dtype=dtype if self.is_float else self.values.dtype)
         if self.kind == "int":
             return rng.integers(0, self.high, size=shape).astype(np.int64)
         if self.kind == "bool":
@@ -42,6 +42,8 @@ class Input:
             return rng.uniform(0.5, 2.0, shape).astype(dtype)
         if self.kind == "away":
             return (rng.uniform(0.3, 2.0, shape) * rng.choice([-1, 1], shape)).astype(dtype)
+        if self.kind == "unit":
+            return rng.uniform(-0.9, 0.9, shape).astype(dtype)
         return rng.standard_normal(shape).astype(dtype)
 
     def dtype(self, float_dtype):
@@ -173,6 +175,36 @@ CASES = [
     Case("max_axis", lambda a: gc.max(a, axis=1), [f(None, 3)], lambda a: a.max(axis=1)),
     Case("max_axes_keepdims", lambda a: gc.max(a, axis=(0, 2), keepdims=True), [f(2, 3, 2)],
          lambda a: a.max(axis=(0, 2), keepdims=True)),
+    # issue 12's elementwise ops
+    *[Case(name, getattr(gc, name), [f(None, 3, kind="unit")], getattr(np, name))
+      for name in ("sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "log1p", "expm1")],
+    # away from their jumps (central differences see the gradient 0 there too)
+    *[Case(name, getattr(gc, name), [f(2, 3, values=[[-1.7, -0.6, -0.3], [0.4, 1.2, 2.6]])], getattr(np, name))
+      for name in ("floor", "ceil", "round")],
+    Case("square", gc.square, [f(None, 3)], np.square),
+    Case("reciprocal", gc.reciprocal, [f(2, 3, kind="away")], np.reciprocal),
+    Case("mod", gc.mod, [f(2, 3, values=[[-2.5, -0.7, 0.4], [1.3, 3.1, -4.2]]), f(3, values=[0.9, -1.6, 1.1])], np.mod),
+    Case("int_functions", lambda y, z: gc.mod(y, z) * 100 + gc.floor(y) + gc.round(y) * gc.ceil(z) + gc.square(y)
+         + gc.cumsum(z) + gc.argmax(y, axis=0) + gc.prod(y, axis=0) + gc.min(y, axis=0),
+         [f(2, 3, kind="int", values=np.array([[-7, 5, 0], [3, -4, 6]])), f(3, kind="int", values=np.array([3, -2, 5]))],
+         lambda y, z: np.mod(y, z) * 100 + y + y * z + y * y + np.cumsum(z) + y.argmax(0) + y.prod(0) + y.min(0),
+         differentiable=False),
+    # issue 12's reductions and sorting
+    Case("min_axes", lambda a: gc.min(a, axis=(0, 2), keepdims=True), [f(2, 3, 2)],
+         lambda a: a.min(axis=(0, 2), keepdims=True)),
+    # products over a call-time axis: one zero (the first lane), two (the second), none (the third)
+    Case("prod_axes_zeros", lambda a: gc.prod(a, axis=(0, 2)),
+         [f(None, 3, 2, values=[[[0.0, 1.5], [0.0, 0.0], [1.2, -0.7]], [[0.9, 2.0], [0.5, 1.1], [0.8, 1.3]]])],
+         lambda a: a.prod(axis=(0, 2))),
+    Case("argmax_argmin", lambda a: gc.argmax(a, axis=0) * 10 + gc.argmin(a, axis=0, keepdims=True) + gc.argmax(a),
+         [f(3, None)], lambda a: a.argmax(0) * 10 + a.argmin(0, keepdims=True) + a.argmax(), differentiable=False),
+    Case("cumsum", lambda a: gc.cumsum(a, axis=0) + gc.cumsum(a * 2.0, axis=1), [f(3, None)],
+         lambda a: np.cumsum(a, 0) + np.cumsum(a * 2, 1)),
+    Case("sort", lambda a: gc.sort(a, axis=0), [f(3, None)], lambda a: np.sort(a, axis=0)),
+    # std is sqrt(var): its gradient checks var's too (tests/test_ops_more.py checks var's other forms)
+    Case("std", lambda a: gc.std(a, axis=0, ddof=1), [f(None, 3)], lambda a: a.std(axis=0, ddof=1)),
+    Case("shape_arithmetic", lambda a: gc.sum(a, axis=0) / a.shape[0] + (a.shape[0] - 1) * gc.max(a), [f(None, 3)],
+         lambda a: a.sum(axis=0) / a.shape[0] + (a.shape[0] - 1) * a.max()),
     # gates
     Case("softmax", gc.softmax, [f(None, 4)], softmax),
     Case("softmax_axis0", lambda a: gc.softmax(a, axis=0), [f(3, 2)], lambda a: softmax(a, 0)),
@@ -393,6 +425,21 @@ TIE_RULES = [
     ("minimum_ties", gc.minimum, [[1.0, 2.0, 3.0], [1.0, 0.0, 4.0]], [[0.5, 0.0, 1.0], [0.5, 1.0, 0.0]]),
     ("clip_at_ends", lambda x, lo, hi: gc.clip(x, lo, hi), [[-1.0, 1.0, 0.0, -2.0, 2.0], -1.0, 1.0],
      [[1.0, 1.0, 1.0, 0.0, 0.0], 1.0, 1.0]),
+    ("min_row_ties", lambda x: gc.min(x, axis=1), [[[1.0, -3.0, -3.0], [2.0, 2.0, 2.0]]],
+     [[[0.0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]]]),
+    ("min_all_ties", gc.min, [[[-3.0, 1.0], [-3.0, -3.0]]], [[[1 / 3, 0.0], [1 / 3, 1 / 3]]]),
+    # prod: the product of the others, also at zeros (one zero: the rest's product there; two: 0 everywhere)
+    ("prod_one_zero", lambda x: gc.prod(x, axis=1), [[[2.0, 0.0, 3.0], [0.0, 0.0, 5.0]]],
+     [[[0.0, 6.0, 0.0], [0.0, 0.0, 0.0]]]),
+    # x ** 0 is 1 everywhere: gradient 0, also at x = 0 (0 * 0 ** -1 was NaN); d/dp x ** p at x = 0 is 0
+    ("pow_zero_exponent", lambda x: x ** 0, [[0.0, 2.0]], [[0.0, 0.0]]),
+    ("pow_zero_exponent_input", lambda x, p: x ** p, [[0.0, 0.0, 2.0], [0.0, 1.0, 0.0]],
+     [[0.0, 1.0, 0.0], [0.0, 0.0, float(np.log(2.0))]]),
+    # floor, ceil and round are flat between their jumps, and have gradient 0 at them too
+    ("rounding_flat", lambda x: gc.floor(x) + gc.ceil(x) + gc.round(x), [[1.0, 0.5, -2.3]], [[0.0, 0.0, 0.0]]),
+    # std where every element is equal: 0 (sqrt's slope there is infinite, times a zero deviation)
+    ("std_zero_variance", lambda x: gc.std(x, axis=1), [[[1.5, 1.5, 1.5], [1.0, 2.0, 3.0]]],
+     [[[0.0, 0.0, 0.0], [-1 / (3 * np.sqrt(2 / 3)), 0.0, 1 / (3 * np.sqrt(2 / 3))]]]),  # (x - mean) / (n std)
 ]
 
 
@@ -411,8 +458,9 @@ def tie_function():
 
 
 def test_tie_rules(tie_function):
-    """max splits its gradient equally among tied maxima; relu and abs have gradient 0 at 0;
-    maximum/minimum give half to each operand at a tie; clip passes the gradient to x at its ends."""
+    """max and min split their gradient equally among tied extremes; relu and abs have gradient 0 at 0;
+    maximum/minimum give half to each operand at a tie; clip passes the gradient to x at its ends; prod's is
+    exact at zeros; x ** 0's is 0 at 0; floor/ceil/round have gradient 0; std's is 0 at zero variance."""
     f, feeds, expected = tie_function
     for got, (label, want) in zip(f(*feeds), expected):
         np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=label)

@@ -1,7 +1,8 @@
 """Elementwise ops: NumPy broadcasting; codegen builds loops from each op's scalar expression.
 
-In a scalar expression, `s.args` are operand names, `s.c(v)` a literal of the output dtype, and
-exp/log/tanh/sqrt/log1p name the kernel's scalar math (see runtime/scalar_math.py).
+In a scalar expression, `s.args` are operand names, `s.c(v)` a literal of the output dtype,
+exp/log/tanh/sqrt/log1p/expm1 name the kernel's scalar math (see runtime/scalar_math.py), and np.sin
+and friends NumPy's scalar functions (Numba compiles them to libm calls).
 """
 import numpy as np
 
@@ -67,8 +68,12 @@ elementwise("div", floating, np.true_divide, lambda s: f"{s.args[0]} / {s.args[1
 
 
 def _pow_vjp(g, out, a, b):
-    """d/db a**b = a**b log(a), taken as 0 where a == 0 (a**b is flat there for b > 0, as in JAX)."""
-    return g * b * a ** (b - 1), F.where(a == 0, 0, g * out * F.log(a))
+    """d/da a**b = b a**(b-1), 0 where b == 0 (a**0 is 1 everywhere: without the where, 0 * 0**-1 is NaN at
+    a == 0; the exponent b - 1 is replaced there too, so no infinity reaches a second-order gradient);
+    d/db a**b = a**b log(a), taken as 0 where a == 0 (a**b is flat there for b > 0, as in JAX)."""
+    flat = b == 0
+    return (F.where(flat, 0, g * b * a ** F.where(flat, 1, b - 1)),
+            F.where(a == 0, 0, g * out * F.log(a)))
 
 
 elementwise("pow", arithmetic, np.power, lambda s: f"{s.args[0]} ** {s.args[1]}", vjp=_pow_vjp, cost=8)
@@ -135,6 +140,67 @@ def _clip_vjp(g, out, x, lo, hi):
 # clip routes the gradient to x inside [lo, hi] (ends included), to lo below and to hi above
 elementwise("clip", arithmetic, lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
             lambda s: f"min(max({s.args[0]}, {s.args[1]}), {s.args[2]})", vjp=_clip_vjp, numpy_exact=True)
+
+
+# more float functions; logs and exponentials near 0 keep their precision (log1p(1e-17) is 1e-17)
+elementwise("log1p", float_function, np.log1p, lambda s: f"log1p({s.args[0]})",
+            vjp=lambda g, out, a: (g / (1 + a),), cost=8)
+elementwise("expm1", float_function, np.expm1, lambda s: f"expm1({s.args[0]})",
+            vjp=lambda g, out, a: (g * (out + 1),), cost=8)
+
+
+def libm(name, vjp):
+    """A float function the kernel computes with NumPy's scalar function of that name (a libm call in
+    Numba, so its loop does not vectorize as exp's and log's do)."""
+    numpy = getattr(np, name)
+    elementwise(name, float_function, numpy, lambda s: f"np.{name}({s.args[0]})", vjp=vjp, cost=8)
+
+
+libm("sin", lambda g, out, a: (g * F.cos(a),))
+libm("cos", lambda g, out, a: (-(g * F.sin(a)),))
+libm("tan", lambda g, out, a: (g * (1 + out * out),))
+libm("arcsin", lambda g, out, a: (g / F.sqrt(1 - a * a),))
+libm("arccos", lambda g, out, a: (-(g / F.sqrt(1 - a * a)),))
+libm("arctan", lambda g, out, a: (g / (1 + a * a),))
+libm("sinh", lambda g, out, a: (g * F.cosh(a),))
+libm("cosh", lambda g, out, a: (g * F.sinh(a),))
+
+
+def rounding(name, numpy, kernel):
+    """floor, ceil, round (half to even): integers stay as they are (NumPy 2 keeps their dtype); the
+    gradient is 0 (the functions are flat between their jumps)."""
+    elementwise(name, arithmetic, numpy, lambda s: f"np.{kernel}({s.args[0]})" if is_float(s.dtype) else s.args[0],
+                vjp=lambda g, out, a: (None,), numpy_exact=True)
+
+
+rounding("floor", np.floor, "floor")
+rounding("ceil", np.ceil, "ceil")
+rounding("round", np.round, "rint")
+
+
+def _mod_scalar(s):
+    """Numba's % is Python's, which is np.mod's (the sign of the divisor; x % 0 is NaN for floats, 0 for
+    ints under the kernels' numpy error model); an int32 % int32 is int64 in Numba, so it is cast back."""
+    text = f"{s.args[0]} % {s.args[1]}"
+    return text if is_float(s.dtype) else f"np.{s.dtype}({text})"
+
+
+# mod(a, b) = a - b * floor(a / b): its gradient is 1 for a and -floor(a / b) for b (between the jumps)
+elementwise("mod", arithmetic, np.mod, _mod_scalar, vjp=lambda g, out, a, b: (g, -(g * F.floor(a / b))))
+elementwise("square", arithmetic, np.square, lambda s: f"{s.args[0]} * {s.args[0]}",
+            vjp=lambda g, out, a: (g * 2 * a,), numpy_exact=True)
+
+
+def _float_only(types):
+    """reciprocal: NumPy's integer reciprocal truncates (1 // x), a trap graphc refuses."""
+    if not is_float(types[0].dtype):
+        raise DTypeError(f"needs a float tensor, not {types[0].dtype} (NumPy's integer reciprocal truncates to 0, 1 "
+                         "or -1); write 1 / x for a float result")
+    return broadcast_type(types, types[0].dtype)
+
+
+elementwise("reciprocal", _float_only, np.reciprocal, lambda s: f"{s.c(1)} / {s.args[0]}",
+            vjp=lambda g, out, a: (-(g * out * out),), numpy_exact=True)
 
 
 def comparison(name, numpy, symbol):
