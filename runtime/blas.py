@@ -5,7 +5,9 @@ operand layouts, each a separate pipeline (~0.2-0.5 s apiece on a cold start). T
 code inlined into the kernel that makes the BLAS calls np.dot makes (Numba's call_xx* helpers, in
 the same cases: gemm; gemv or dot when a side is a vector; zeros when a size is 0), so the results
 are the same. Operands are C or F ordered (a transpose is a flag to BLAS); out is C ordered, fresh,
-and of shape (rows of a, columns of b): graphc's shape inference has checked the sizes.
+and of shape (rows of a, columns of b): graphc's shape inference has checked the sizes. graphc's
+matmul passes a vector as a matrix of one row or column, and a batched product as 2-D slices of C
+ordered arrays, one call per batch element (graphc/ops/linalg.py).
 """
 from llvmlite import ir
 from numba import types
