@@ -6,7 +6,9 @@ on LocalCluster(n_workers=n, threads_per_worker=1, processes=True) for n = 1 and
 run BLAS on one thread each), beside the same step compiled into one kernel in this process on one
 BLAS thread. Reported per configuration: median step time, rows per second, the worker's share (its
 gradient task), the client's update and the rest (communication and scheduling), and the cost
-model's bytes per step.
+model's bytes per step; and the machine's ceiling for this workload: the gradient function timed on
+every worker at once on its share of a batch, with no communication (on a shared or SMT-backed
+2-core VM two BLAS processes may not get twice one's throughput).
 
     pip install -e ".[dask]" && python -m benchmarks.dask_scaling [--epochs 5] [--rows 16384]
 """
@@ -40,11 +42,11 @@ def single_process(X, y, epochs):
     """Seconds per step of the fused W4 step in this process, BLAS on one thread."""
     from threadpoolctl import threadpool_limits
     import graphc as gc
-    inputs, loss = w4_model()
-    step = gc.compile(inputs, loss, updates=gc.optim.sgd(loss, gc.parameters(loss), lr=LR), name="w4_dask_single")
-    rng = np.random.default_rng(0)
     from graphc.dask import batch_indices
-    with threadpool_limits(1):
+    rng = np.random.default_rng(0)
+    with threadpool_limits(1):  # before the compile: graphc's thread choice reads the BLAS's count then
+        inputs, loss = w4_model()
+        step = gc.compile(inputs, loss, updates=gc.optim.sgd(loss, gc.parameters(loss), lr=LR), name="w4_dask_single")
         for rows in batch_indices(len(y), BATCH, rng):  # warm-up epoch
             step(X[rows], y[rows])
         times = []
@@ -56,8 +58,23 @@ def single_process(X, y, epochs):
     return float(np.median(times))
 
 
+def time_gradients(graph, values, rows, calls=10):
+    """On a worker: median seconds of the gradient function on `rows` rows of its own, no communication."""
+    import graphc.dask as gcd
+    f = gcd.worker_function(graph)
+    X, y = dataset(rows)
+    times = []
+    for _ in range(calls + 1):
+        start = time.perf_counter()
+        f(X, y, *values)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[1:]))
+
+
 def on_cluster(workers, X, y, epochs):
-    """(median step seconds, cost report) of DataParallel on a fresh LocalCluster of `workers` processes."""
+    """(median step seconds, cost report) of DataParallel on a fresh LocalCluster of `workers` processes;
+    the report also holds "kernel_seconds": the slowest worker's gradient call on its share of a batch
+    with every worker computing at once."""
     from distributed import Client, LocalCluster
     import graphc as gc
     import graphc.dask as gcd
@@ -71,6 +88,10 @@ def on_cluster(workers, X, y, epochs):
         trainer.timings = trainer.timings[measured:]
         print(f"\n{workers} worker(s):")
         cost = trainer.print_cost(BATCH)
+        values = [v.get_value() for v in trainer._values]
+        cost["kernel_seconds"] = max(client.run(time_gradients, trainer._gradients, values, BATCH // workers).values())
+        print(f"  gradient call alone on {BATCH // workers} rows, all workers at once: "
+              f"{cost['kernel_seconds'] * 1e3:.1f} ms")
         if trainer.retries:
             print(f"  retries: {trainer.retries}")
         return cost["step_seconds"], cost
@@ -95,9 +116,11 @@ def main(argv=None):
               f"{cost['worker_seconds'] * 1e3:>8.1f} ms | "
               f"{cost['update_seconds'] * 1e3:>4.1f} ms | {cost['communication_share']:.0%}")
     speedup = results[1][0] / results[2][0]
-    print(f"\nspeedup 1 -> 2 workers: {speedup:.2f}x (target 1.6x); 1 worker against the in-process step: "
+    ceiling = results[1][1]["kernel_seconds"] / results[2][1]["kernel_seconds"]
+    print(f"\nspeedup 1 -> 2 workers: {speedup:.2f}x (target 1.6x); this machine's ceiling for the workload "
+          f"(gradient calls alone, no communication): {ceiling:.2f}x; 1 worker against the in-process step: "
           f"{single / results[1][0]:.2f}x; load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    return {"single": single, "steps": {n: r[0] for n, r in results.items()}, "speedup": speedup}
+    return {"single": single, "steps": {n: r[0] for n, r in results.items()}, "speedup": speedup, "ceiling": ceiling}
 
 
 if __name__ == "__main__":
