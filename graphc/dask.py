@@ -157,12 +157,13 @@ class _Rows:
     def _combine(self, node, deps):
         graph, op = self.graph, self.graph.op(node)
         args, kinds = graph.args(node), [self.kind.get(a) for a in deps]
-        if op in ("sum", "mean", "max"):
+        if op in ("sum", "mean", "max", "min"):
             (x,) = deps
             if x in self.axis:
                 return op if self.axis[x] in graph.attrs(node)["axes"] else None
-            linear = op != "max" and kinds[0] in ("mean", "sum")
-            return kinds[0] if linear or (op == "max" and kinds[0] == "max") else None
+            if op in ("sum", "mean"):  # over other axes of a combined value: still linear
+                return kinds[0] if kinds[0] in ("mean", "sum") else None
+            return op if kinds[0] == op else None
         if op == "grad":  # linear in the loss: the gradient of a weighted mean is the weighted mean
             y, target = args
             return self.kind.get(y) if target not in self.dependent and self.kind.get(y) in ("mean", "sum") else None
@@ -204,7 +205,7 @@ def map_batches(f, *args, combine=None, **kwargs):
     the batch combines across chunks as its graph says: a mean over the batch axis (also plus or
     times batch-free terms, negated, or a gradient of such a loss) as the mean of the chunks' values
     weighted by their rows; a sum over it (a plain sum, no batch-free term added) as the sum; a max
-    as the max; -max as the min. combine={output index: "mean"|"sum"|"max"|"min"|"chunks"}
+    or min as the max or min (-max as the min). combine={output index: "mean"|"sum"|"max"|"min"|"chunks"}
     overrides or supplies the rule ("chunks": the per-chunk values, stacked on a new first axis); an
     output whose rule graphc can't infer is refused with its op and line. An output that does not
     depend on the batch is computed once per chunk and the first chunk's is returned.
@@ -310,7 +311,7 @@ def _output_plan(graph, rows, combine):
             plan.append(rule)
             continue
         else:
-            problem = ("is not a mean, sum or max over the batch that graphc can follow; pass combine="
+            problem = ("is not a mean, sum, max or min over the batch that graphc can follow; pass combine="
                        f"{{{j}: 'mean'|'sum'|'max'|'min'|'chunks'}} if it combines so")
         raise GraphcError(f"gc.dask.map_batches: output {j} ({_describe(graph, node)}) {problem}, so chunks "
                           f"can't compute it (at {user_location()})")

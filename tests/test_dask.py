@@ -61,13 +61,13 @@ def data(rows, seed):
 @pytest.fixture(scope="module")
 def evaluation():
     """x, labels and a fixed weight w as inputs: row scores, a mean loss (with a batch-free L2 term),
-    a sum, a negated max, and the loss's gradient for w."""
+    a sum, a negated max, a min over the batch axis only, and the loss's gradient for w."""
     x, labels, w = gc.tensor("x", (None, 4), "float64"), gc.tensor("labels", (None,), "int64"), \
         gc.tensor("w", (4, 3), "float64")
     scores = gc.tanh(x @ w)
     loss = gc.nn.cross_entropy(scores, labels) + 1e-3 * gc.sum(w * w)
-    return gc.compile([x, labels, w], [scores, loss, gc.sum(scores), -gc.max(scores), gc.grad(loss, w)],
-                      name="dask_evaluation")
+    return gc.compile([x, labels, w], [scores, loss, gc.sum(scores), -gc.max(scores), gc.min(scores, axis=0),
+                       gc.grad(loss, w)], name="dask_evaluation")
 
 
 def test_map_batches_equals_the_single_process_call(client, evaluation):
