@@ -10,13 +10,25 @@ from .functions import (abs, add, arccos, arcsin, arctan, argmax, argmin, argsor
                         remainder, reshape, round, scalar, sigmoid, sign, sin, sinh, softmax, softplus, sort, sqrt, square,
                         std, subtract, sum, take_along_axis, tan, tanh, tensor, transpose, var, where)
 from .tensor import Tensor, constant
+from .contract import einsum, split, stack, tensordot
 from .compiler import compile
 from .check import check_grad
 from .interpret import interpret
 from .shared import Shared, parameters, shared
 from .saving import Declaration, from_json, load, loads, to_json
-from . import init, nn, optim  # noqa: E402  (they build on the names above)
+from .gate import Gate, gate
+from .scan import scan
+from . import init, nn, optim, random  # noqa: E402  (they build on the names above)
 from graphc.runtime.threads import get_num_threads, set_num_threads
 from .lower import lower
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+# `random` stays out of *-imports, where it would shadow Python's own module
+__all__ = [name for name in dir() if not name.startswith("_") and name != "random"]
+
+
+def __getattr__(name):
+    """gc.dask on first use: the core package never imports Dask (an optional extra)."""
+    if name == "dask":
+        import importlib
+        return importlib.import_module("graphc.dask")
+    raise AttributeError(f"module 'graphc' has no attribute {name!r}")

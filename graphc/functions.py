@@ -163,14 +163,6 @@ def cast(x, dtype):
     return apply("cast", x, dtype=_dtype(dtype, "cast", [x]))
 
 
-def matmul(a, b):
-    """NumPy's matmul for rank-1 and rank-2 operands."""
-    return apply("matmul", a, b)
-
-
-dot = matmul
-
-
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -433,3 +425,6 @@ def grad(y, wrt):
 
 
 __all__ = [name for name in dir() if not name.startswith("_")] + ["constant"]
+
+# NumPy's matmul (any rank, batch dimensions broadcast) and dot, written with the contractions
+from .contract import dot, matmul  # noqa: E402

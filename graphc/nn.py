@@ -7,8 +7,8 @@ from . import functions as F
 from . import init as initializers
 from .errors import DTypeError, GraphcError, ShapeError, describe
 from .loc import user_location
-from .ops import conv  # noqa: F401  (registers im2col, col2im and the pooling ops)
 from .ops.conv import output_size
+from .random import dropout  # noqa: F401  (gc.nn.dropout)
 from .shared import shared
 from .tensor import Tensor, as_tensors
 from .types import Dim, is_float, resolve

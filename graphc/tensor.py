@@ -98,8 +98,8 @@ class Tensor:
                           "index it (x[0]) or reduce it (gc.sum)")
 
     def __getitem__(self, index):
-        from .functions import getitem
-        return getitem(self, index)
+        from .contract import index as take_index  # basic keys, and one integer array (fancy indexing)
+        return take_index(self, index)
 
     @property
     def T(self):

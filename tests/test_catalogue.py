@@ -179,7 +179,7 @@ ROWS = [
     ("getitem_bool", lambda: X[True], gc.ShapeError, ["getitem", "f64[2,3]", "True"]),
     ("getitem_beyond_int64", lambda: E[2**70], gc.ShapeError, ["getitem", "f64[?]", "int64"]),
     ("getitem_out_of_bounds", lambda: X[2], gc.ShapeError, ["getitem", "f64[2,3]", "index 2"]),
-    ("getitem_tensor_index", lambda: X[I64], gc.ShapeError, ["getitem", "f64[2,3]", "basic indexing"]),
+    ("getitem_two_index_arrays", lambda: X[I64, I64], gc.ShapeError, ["getitem", "f64[2,3]", "one integer-array index"]),
     ("getitem_two_ellipses", lambda: X[..., ...], gc.ShapeError, ["getitem", "f64[2,3]", "Ellipsis"]),
     ("getitem_scalar", lambda: D[0], gc.ShapeError, ["getitem", "f64[]", "too many"]),
     ("getitem_float_slice", lambda: X[0.5:], gc.ShapeError, ["getitem", "f64[2,3]", "slice(0.5"]),

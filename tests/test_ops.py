@@ -15,6 +15,8 @@ import graphc as gc
 from graphc import passes
 from graphc.types import Dim
 
+from graphc.ops import OPS
+
 from numeric_gradient import central_differences
 
 N = 2          # the call-time size of every `None` dimension
@@ -82,6 +84,26 @@ def logsumexp(x, axis=None, keepdims=False):
     top = x.max(axis=axis, keepdims=True)
     out = np.log(np.exp(x - top).sum(axis=axis, keepdims=True)) + top
     return out if keepdims else np.squeeze(out, axis=axis)
+
+
+
+def _conv_reference(name):
+    """tests/test_conv.py's direct-loop references (imported late: test_conv imports this module)."""
+    import test_conv
+    return getattr(test_conv, name)
+
+
+def _scanned(result):
+    final, ys = result
+    return final + gc.sum(ys, axis=0)
+
+
+def _scan_reference(x):
+    c, total = np.zeros_like(x[0]), np.zeros_like(x[0])
+    for xt in x:
+        c, y = c * 0.5 + np.tanh(xt), c * xt
+        total = total + y
+    return c + total
 
 
 CASES = [
@@ -285,6 +307,30 @@ CASES = [
     Case("getitem_negative_int", lambda x: x[-1, 0], [f(None, 3)], lambda x: x[-1, 0]),
     Case("getitem_call_time_slice", lambda x: x[1:], [f(None, 2)], lambda x: x[1:]),
     Case("getitem_call_time_steps", lambda x: x[::-2] + x[-2::-2] * 2.0, [f(None, 2)], lambda x: x[::-2] + x[-2::-2] * 2.0),
+    # gc.nn convolution and pooling (references: direct loops in tests/test_conv.py)
+    Case("conv2d", lambda x, w, b: gc.nn.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2), groups=2),
+         [f(None, 2, 4, 5), f(4, 1, 2, 2), f(4)],
+         lambda x, w, b: _conv_reference('reference_conv2d')(x, w, b, (2, 1), 1, (1, 2), 2).astype(x.dtype)),
+    Case("max_pool2d", lambda x: gc.nn.max_pool2d(x, 2, stride=1, padding=1), [f(None, 2, 3, 3)],
+         lambda x: _conv_reference("reference_pool")("max", x, 2, 1, 1).astype(x.dtype)),
+    Case("avg_pool2d", lambda x: gc.nn.avg_pool2d(x, (2, 3), stride=(1, 2), padding=1), [f(None, 2, 3, 4)],
+         lambda x: _conv_reference("reference_pool")("avg", x, (2, 3), (1, 2), 1).astype(x.dtype)),
+    # gc.random (references: the ops' own NumPy Philox, checked against Random123 in tests/test_random.py)
+    Case("random", lambda k: gc.random.uniform(k, (2, 3), "float64") + gc.random.normal(gc.random.split(k)[1], (3,), "float64")
+         + gc.cast(gc.random.bits(gc.random.fold_in(k, 1), (3,)) > 0, "float64"),
+         [f(kind="int", high=2 ** 62)],
+         lambda k: OPS["random_uniform"].numpy(k, shape=(2, 3), dtype="float64", low=0.0, high=1.0)
+         + OPS["random_normal"].numpy(OPS["random_bits"].numpy(k, shape=(2,), stream=2)[1], shape=(3,), dtype="float64")
+         + (OPS["random_bits"].numpy(OPS["random_fold_in"].numpy(k, np.int64(1)), shape=(3,), stream=0) > 0),
+         differentiable=False),
+    # gc.scan: a carried state over the leading axis (reference: the same loop in NumPy)
+    Case("scan", lambda x: _scanned(gc.scan(lambda c, xt: (c * 0.5 + gc.tanh(xt), c * xt), x[0] * 0.0, x)),
+         [f(None, 3)], lambda x: _scan_reference(x)),
+    # contractions and fancy indexing (graphc/contract.py)
+    Case("matmul_batched_broadcast", lambda a, b: a @ b, [f(None, 1, 2, 3), f(2, 3, 2)], np.matmul),
+    Case("einsum_diagonal", lambda a: gc.einsum("ii->i", a), [f(3, 3)], lambda a: np.einsum("ii->i", a)),
+    Case("index_array", lambda x, i: x[i], [f(3, 2), f(4, kind="int", values=np.array([2, 0, -1, 2]))],
+         lambda x, i: x[i]),
 ]
 CASES_BY_NAME = {c.name: c for c in CASES}
 assert len(CASES_BY_NAME) == len(CASES), "case names must be unique"

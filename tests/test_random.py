@@ -1,12 +1,6 @@
 """gc.random: Philox-4x32-10 against Random123's known answers; one key's samples identical across
 compiled functions, thread counts and the NumPy interpreter; their statistics within 6 sigma; dropout's
-scaling and gradient; and what the passes do with random ops (CSE of identical samples only, no folding).
-
-Until graphc/ops/__init__.py imports graphc.ops.random, importing graphc.random registers the random
-ops: the `gr` fixture imports it and takes the ops it added out of the registry after this module, so
-tests/test_registry.py's walk (every op needs a case in tests/test_ops.py) sees the registry it knows.
-"""
-import importlib
+scaling and gradient; and what the passes do with random ops (CSE of identical samples only, no folding)."""
 import itertools
 import math
 
@@ -38,10 +32,7 @@ KEYS = [0, 1, -1, 2 ** 32, -0x5DEECE66D]  # 2**32 differs from 0 in the key's hi
 
 @pytest.fixture(scope="module")
 def gr():
-    before = set(OPS)
-    yield importlib.import_module("graphc.random")
-    for name in [n for n in OPS if n.startswith("random_") and n not in before]:
-        del OPS[name]
+    return gc.random
 
 
 # ---- the generator ------------------------------------------------------------------------------------------
