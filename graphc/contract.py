@@ -12,23 +12,14 @@ from collections import Counter
 import numpy as np
 
 from . import functions as F
-from .errors import DTypeError, GraphcError, ShapeError, describe
+from .errors import DTypeError, ShapeError, describe
 from .loc import user_location
 from .ops.movement import _product, normalize_index
-from .tensor import MAX_SIZE, Tensor, apply, as_tensors, make_constant
+from .tensor import MAX_SIZE, Tensor, apply, make_constant
 from .types import Dim, broadcast_shapes, is_float, resolve, result_dtype, same_shape, size_text, transaction, unify
 
 
-def _fail(error_class, op, operands, detail):
-    """Raise a declaration-time error naming the op, the operand types and the user's line."""
-    raise error_class(describe(op, [t.type for t in operands if isinstance(t, Tensor)], user_location(), detail))
-
-
-def _tensors(op, values):
-    try:
-        return as_tensors(values)
-    except GraphcError as error:
-        _fail(type(error), op, values, str(error))
+_fail, _tensors = F._fail, F._tensors  # declaration-time errors naming the op, the operands and the line
 
 
 class _unifying:

@@ -82,14 +82,13 @@ def loop_groups(graph, order=None):
 
 
 def joint_groups(graph, nodes):
-    """{node: its group, in the order of `nodes`} for nodes that are results of one computation: an
-    `output` attribute says which (a scan's final carry and stacked ys; a fused loop's stored steps),
-    and op, operands and every other attribute are the same. One loop computes a group, and autodiff
-    calls its op's vjp once for it."""
+    """{node: its group, in the order of `nodes`} for nodes of a joint op (OpDef.joint: a scan's final
+    carry and stacked ys) that are results of one computation: op, operands and every attribute but
+    `output` are the same. One loop computes a group, and autodiff calls its op's vjp once for it."""
     groups = {}
     for node in nodes:
         attrs = graph.attrs(node)
-        if "output" in attrs:
+        if OPS[graph.op(node)].joint:
             others = tuple(sorted((k, v) for k, v in attrs.items() if k != "output"))
             groups.setdefault((graph.op(node), graph.args(node), others), []).append(node)
     return {node: tuple(group) for group in groups.values() for node in group}

@@ -31,6 +31,9 @@ class OpDef:
     checks: its kernel code checks values at run time and may raise (an index out of range):
         memory planning writes no update into a caller's array before it, so a call that raises
         leaves the caller's arrays as they were (ctx.index_error refuses an op without it).
+    joint: its nodes with the same operands and attributes but their `output` are results of one
+        computation (a scan's final carry and stacked ys): one loop computes them, and autodiff calls
+        the vjp once for the group (graphc/schedule.py joint_groups).
     inline: its kernel code is an expression or a call, not a loop: it is written into the graph's
         driver, never made a library kernel of its own (graphc/schedule.py).
     numpy_exact: the NumPy reference gives the kernel's bits for every input (IEEE-exact arithmetic,
@@ -55,6 +58,7 @@ class OpDef:
     threaded: bool = False
     checks: bool = False
     inline: bool = False
+    joint: bool = False
 
     def __post_init__(self):
         if self.format_attrs is None:

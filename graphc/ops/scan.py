@@ -342,4 +342,4 @@ def _format(attrs, dim_text):
 
 # threaded: the step may call BLAS; checks: it may raise (its size checks, its ops' own)
 register(OpDef("scan", _infer, _numpy, vjp=_vjp, emit=_emit, format_attrs=_format, cost=100, fresh=True,
-               threaded=True, checks=True))
+               threaded=True, checks=True, joint=True))
